@@ -1,1 +1,4 @@
-"""TODO"""
+"""Data preprocessors: batch bitemporal inputs for the detectors."""
+from .change_data_preprocessor import SEG_FIELDS, ChangeDataPreprocessor
+
+__all__ = ['SEG_FIELDS', 'ChangeDataPreprocessor']
