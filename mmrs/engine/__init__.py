@@ -1,1 +1,4 @@
-"""TODO"""
+"""Runner extensions: hooks."""
+from .hooks import ChangeVisualizationHook
+
+__all__ = ['ChangeVisualizationHook']

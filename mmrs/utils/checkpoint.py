@@ -56,17 +56,21 @@ def set_unsafe_checkpoints(enabled: bool) -> None:
 
 
 def safe_globals_for_mmengine() -> list[Any]:
-    """Types that mmengine and mmrs write into checkpoints and that are safe to rebuild."""
+    """Types and callables that mmengine writes into checkpoints, safe to rebuild.
+
+    ``getattr`` is needed because ``HistoryBuffer`` pickles its statistics methods as
+    ``getattr(HistoryBuffer, 'mean')``. It is harmless under torch's weights-only unpickler:
+    that unpickler calls (REDUCE) only the allowlisted callables themselves, never an object
+    that ``getattr`` returns, so no attribute lookup can be turned into a call.
+    """
     from mmengine.logging.history_buffer import HistoryBuffer
+    numpy_core = np._core if hasattr(np, '_core') else np.core
     allowed: list[Any] = [
-        HistoryBuffer,
-        np.core.multiarray.scalar if hasattr(np, 'core') else np._core.multiarray.scalar,
-        np.dtype,
-        np.ndarray,
-        np.core.multiarray._reconstruct
-        if hasattr(np, 'core') else np._core.multiarray._reconstruct,
+        HistoryBuffer, getattr, slice, np.ndarray, np.dtype,
+        numpy_core.multiarray.scalar, numpy_core.multiarray._reconstruct
     ]
-    for name in ('float64', 'float32', 'int64', 'int32', 'bool_', 'uint8'):
+    for name in ('float16', 'float32', 'float64', 'int8', 'int16', 'int32', 'int64',
+                 'uint8', 'uint16', 'uint32', 'uint64', 'bool_'):
         allowed.append(type(np.dtype(getattr(np, name))))
     return allowed
 
@@ -78,29 +82,29 @@ def safe_torch_load(file: Any, map_location: Any = None,
     Args:
         file: A path or a file-like object.
         map_location: As for :func:`torch.load`.
-        weights_only: ``True`` forces the safe path; ``False`` asks for full unpickling,
-            which is honoured only when the user opted in; ``None`` means "safe path,
-            and full unpickling if the user opted in and the safe path fails".
+        weights_only: ``True`` forces the safe path even for users who opted in; ``False``
+            or ``None`` try the safe path first and fall back to full unpickling only for
+            users who opted in.
 
     Raises:
         UnsafeCheckpointError: The file needs full unpickling and the user did not opt in.
     """
-    allow = unsafe_checkpoints_allowed()
-    if weights_only is False and allow:
-        return torch.load(file, map_location=map_location, weights_only=allow is False)
     try:
         with torch.serialization.safe_globals(safe_globals_for_mmengine()):
             return torch.load(file, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
-        if allow and weights_only is not True:
-            if hasattr(file, 'seek'):
-                file.seek(0)
-            return torch.load(file, map_location=map_location, weights_only=not allow)
         name = getattr(file, 'name', file)
-        raise UnsafeCheckpointError(
-            f'Refusing to unpickle checkpoint {name!r}: it holds objects outside the '
-            f'safe allowlist ({error}). If you trust this file, opt in with '
-            f'{ENV_FLAG}=1 or --allow-unsafe-checkpoint.') from None
+        if weights_only is True or not unsafe_checkpoints_allowed():
+            raise UnsafeCheckpointError(
+                f'Refusing to unpickle checkpoint {name!r}: it holds objects outside the '
+                f'safe allowlist ({error}). If you trust this file, opt in with '
+                f'{ENV_FLAG}=1 or --allow-unsafe-checkpoint.') from None
+        if hasattr(file, 'seek'):
+            file.seek(0)
+        # The user opted in explicitly (flag, environment variable or context manager).
+        trusted_full_unpickle = True
+        return torch.load(file, map_location=map_location,
+                          weights_only=not trusted_full_unpickle)
 
 
 def install_checkpoint_policy() -> None:

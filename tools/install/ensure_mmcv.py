@@ -170,7 +170,10 @@ def main() -> None:
         else:
             wheel = build_wheel(args.version, cached_folder, want_cuda)
             log(f'cached the built wheel at {wheel}')
+    # Replace whatever mmcv is there (a same-version build without ops would otherwise count
+    # as "already satisfied"), then let pip add the wheel's own dependencies (mmengine, cv2).
     pip('install', '-q', '--no-deps', '--force-reinstall', str(wheel))
+    pip('install', '-q', str(wheel), 'onedl-mmengine==0.10.12')
     if not installed_ok(args.version, want_cuda):
         raise SystemExit(f'[ensure_mmcv] installed {wheel.name} but its ops do not work; '
                          f'delete {cached_folder} and run again with --force-build')
