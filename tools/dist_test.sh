@@ -11,6 +11,6 @@ PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
 here=$(cd "$(dirname "$0")" && pwd)
 PYTHONPATH="$here/..:${PYTHONPATH:-}" \
-exec python -m torch.distributed.run --nnodes="$NNODES" --node_rank="$NODE_RANK" \
+exec "${PYTHON:-python}" -m torch.distributed.run --nnodes="$NNODES" --node_rank="$NODE_RANK" \
   --master_addr="$MASTER_ADDR" --master_port="$PORT" --nproc_per_node="$PROCS" \
   "$here/test.py" "$CONFIG" "$CHECKPOINT" --launcher pytorch "${@:4}"

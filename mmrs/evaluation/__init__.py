@@ -1,1 +1,10 @@
-"""TODO"""
+"""Evaluation: change-detection metrics and the pure functions behind them.
+
+:mod:`mmrs.evaluation.functional` holds the arithmetic (confusion matrices with an ignore
+value, binary scores, kappa, SeK, Fscd, from-to encoding) without any mmengine dependency;
+:mod:`mmrs.evaluation.metrics` wraps it in mmengine metrics for the runner, and
+``tools/analysis/eval_change.py`` uses it on folders of saved masks.
+"""
+from .metrics import SCD_CONVENTIONS, ChangeMetric, SCDMetric
+
+__all__ = ['ChangeMetric', 'SCDMetric', 'SCD_CONVENTIONS']

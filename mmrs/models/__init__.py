@@ -1,1 +1,10 @@
-"""TODO"""
+"""Models: data preprocessors, backbones, necks, decode heads, losses and change detectors.
+
+Importing this package registers every mmrs model component in :data:`mmrs.registry.MODELS`.
+"""
+from .backbones import *  # noqa: F401,F403
+from .change_detectors import *  # noqa: F401,F403
+from .data_preprocessors import *  # noqa: F401,F403
+from .decode_heads import *  # noqa: F401,F403
+from .losses import *  # noqa: F401,F403
+from .necks import *  # noqa: F401,F403

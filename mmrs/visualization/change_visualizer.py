@@ -110,7 +110,7 @@ class ChangeLocalVisualizer(Visualizer):
         pred, gt = get('pred_sem_seg', draw_pred), get('gt_sem_seg', draw_gt)
         base = rgb2 if self.overlay_on == 'date2' else P.to_grey_rgb(rgb2)
         a, ign = self.alpha, self.ignore_index
-        legend: list[tuple[str, P.Color]] = []
+        legend: list[tuple[str, P.Color] | None] = []
 
         row1 = [P.titled(rgb1, 'date 1'), P.titled(rgb2, 'date 2')]
         metrics = ''
@@ -177,13 +177,13 @@ class ChangeLocalVisualizer(Visualizer):
                 panels.append(P.titled(drawn, title))
         return panels, seen
 
-    def _semantic_legend(self, classes: set[int]) -> list[tuple[str, P.Color]]:
+    def _semantic_legend(self, classes: set[int]) -> list[tuple[str, P.Color] | None]:
         if not classes:
             return []
         palette = self._semantic_palette()
         names = list((self.dataset_meta or {}).get('semantic_classes') or ())
-        return [(names[c] if c < len(names) else f'class {c}', tuple(palette[c % len(palette)]))
-                for c in sorted(classes)]
+        return [None] + [(names[c] if c < len(names) else f'class {c}',
+                          tuple(palette[c % len(palette)])) for c in sorted(classes)]
 
     @master_only
     def add_datasample(self,

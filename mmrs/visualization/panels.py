@@ -198,11 +198,20 @@ def vstack(rows: Sequence[np.ndarray], gap: int = 0) -> np.ndarray:
     return np.concatenate(parts, axis=0)
 
 
-def legend_strip(width: int, items: Sequence[tuple[str, Sequence[int]]]) -> np.ndarray:
-    """Colour swatches with labels, wrapped onto as many ``LEGEND_HEIGHT`` lines as needed."""
+def legend_strip(width: int, items: Sequence[tuple[str, Sequence[int]] | None]) -> np.ndarray:
+    """Colour swatches with labels, wrapped onto as many ``LEGEND_HEIGHT`` lines as needed.
+
+    A ``None`` item starts a new line (keeps e.g. semantic classes apart from TP/FP/FN).
+    """
     lines: list[list[tuple[str, Sequence[int], int]]] = [[]]
     x = 4
-    for label, color in items:
+    for item in items:
+        if item is None:
+            if lines[-1]:
+                lines.append([])
+                x = 4
+            continue
+        label, color = item
         (tw, _), _ = cv2.getTextSize(label, _FONT, _FONT_SCALE, 1)
         item_w = _SWATCH + 4 + tw + 12
         if lines[-1] and x + item_w > width:
@@ -218,6 +227,8 @@ def legend_strip(width: int, items: Sequence[tuple[str, Sequence[int]]]) -> np.n
             strip[top:top + _SWATCH, x:x + _SWATCH] = color
             put_text(strip, label, x + _SWATCH + 4, max_width=width - x - _SWATCH - 4)
         strips.append(strip)
+    if len(strips) > 1 and not lines[-1]:
+        strips.pop()
     return np.concatenate(strips, axis=0)
 
 

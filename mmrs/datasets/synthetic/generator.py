@@ -6,15 +6,22 @@ differs. Both dates are then rendered with the same textures but independent rad
 (illumination, per-band gain, season, blur, sensor noise), which must not count as change:
 a plain ``|A - B|`` threshold is therefore not a good detector, a learned model is needed.
 """
+import json
+import os
+import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
+import rasterio
 from rasterio.transform import Affine, from_origin
 
 from .changes import simulate_changes
-from .scene import draw_layout, draw_textures, render, smooth_noise
+from .scene import (SEMANTIC_CLASSES, SEMANTIC_PALETTE, draw_layout, draw_textures,
+                    render, smooth_noise)
 
 DEFAULT_CRS = 'EPSG:32633'  # WGS 84 / UTM zone 33N
 PIXEL_SIZE = 0.5  # metres
@@ -98,3 +105,144 @@ def generate_pair(seed: SeedLike, size: int = 128, bands: int = 3, *, allow_chan
         label_from=np.where(change, before.classes, 0).astype(np.uint8),
         label_to=np.where(change, after.classes, 0).astype(np.uint8),
         crs=crs, transform=from_origin(*origin, pixel_size, pixel_size))
+
+
+# ---------------------------------------------------------------- GeoTIFF and folder writing
+SPLITS = ('train', 'val', 'test')
+SUBDIRS = ('A', 'B', 'label', 'label_from', 'label_to')
+DEFAULT_COUNTS = dict(train=200, val=40, test=40)
+BAND_NAMES = ('red', 'green', 'blue', 'nir')
+FORMAT_VERSION = 1
+_ROWS_PER_SPLIT, _COLS = 1000, 64
+
+
+def sample_name(split: str, index: int) -> str:
+    """File stem of sample ``index`` of ``split`` (shared by A, B and the label folders)."""
+    return f'{split}_{index:04d}'
+
+
+def sample_seed(seed: int, split: str, index: int) -> list[int]:
+    """Per-sample entropy: a sample's content depends on (seed, split, index) only, not on
+    how many samples the other splits have."""
+    return [seed, SPLITS.index(split), index]
+
+
+def tile_origin(split: str, index: int, size: int,
+                pixel_size: float = PIXEL_SIZE) -> tuple[float, float]:
+    """Top-left UTM corner of a sample: tiles lie on a grid with 50 m gaps, never overlapping.
+
+    Each split owns a band of 1000 rows of 64 tiles, so splits are also spatially disjoint.
+    """
+    step = size * pixel_size + 50.0
+    row = SPLITS.index(split) * _ROWS_PER_SPLIT + index // _COLS
+    return 300_000.0 + (index % _COLS) * step, 5_300_000.0 - row * step
+
+
+def write_geotiff(path: str | Path, array: np.ndarray, crs: str, transform: Affine,
+                  band_names: Sequence[str] | None = None) -> None:
+    """Write a ``(H, W)`` or ``(H, W, C)`` uint8 array as a deflate-compressed GeoTIFF."""
+    data = array[None] if array.ndim == 2 else np.moveaxis(array, -1, 0)
+    profile = dict(driver='GTiff', height=data.shape[1], width=data.shape[2],
+                   count=data.shape[0], dtype='uint8', crs=crs, transform=transform,
+                   compress='deflate')
+    if data.shape[0] == 4:  # RGB + NIR: GDAL would otherwise flag band 4 as alpha
+        profile.update(photometric='RGB', alpha='UNSPECIFIED')
+    with rasterio.open(path, 'w', **profile) as dst:
+        dst.write(data)
+        if band_names:
+            dst.descriptions = tuple(band_names[:data.shape[0]])
+
+
+def write_sample(split_dir: Path, name: str, pair: SyntheticPair) -> None:
+    """Write one pair as ``A``/``B`` images and ``label`` (0/255), ``label_from``/``label_to``
+    (class ids) GeoTIFFs, all with the pair's CRS and transform."""
+    arrays = (pair.img_from, pair.img_to, pair.change * np.uint8(255), pair.label_from,
+              pair.label_to)
+    for sub, array in zip(SUBDIRS, arrays):
+        names = BAND_NAMES if array.ndim == 3 else None
+        write_geotiff(split_dir / sub / f'{name}.tif', array, pair.crs, pair.transform, names)
+
+
+def _parameters(counts: dict[str, int], size: int, seed: int, bands: int) -> dict:
+    """The parameters that define a generated folder (compared on reuse)."""
+    return dict(format_version=FORMAT_VERSION, seed=seed, size=size, bands=bands,
+                counts={s: int(counts[s]) for s in SPLITS}, crs=DEFAULT_CRS,
+                pixel_size=PIXEL_SIZE)
+
+
+def read_meta(root: str | Path) -> dict | None:
+    """``root/meta.json`` as a dict, or ``None`` when absent or unreadable."""
+    try:
+        return json.loads((Path(root) / 'meta.json').read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _matches(meta: dict | None, params: dict) -> bool:
+    return meta is not None and all(meta.get(k) == v for k, v in params.items())
+
+
+def write_synthetic_dataset(root: str | Path, num_train: int = DEFAULT_COUNTS['train'],
+                            num_val: int = DEFAULT_COUNTS['val'],
+                            num_test: int = DEFAULT_COUNTS['test'], size: int = 128,
+                            seed: int = 0, bands: int = 3) -> Path:
+    """Generate (or reuse) a synthetic change-detection dataset folder.
+
+    Layout: ``root/{train,val,test}/{A,B,label,label_from,label_to}/<split>_<i>.tif`` plus
+    ``root/meta.json``. An existing folder whose ``meta.json`` has the same parameters is
+    reused as is (idempotent). Data are generated into a temporary folder beside ``root``
+    and renamed into place at the end, so an interrupted run never leaves a partial dataset.
+    Every tenth sample (index 3, 13, ...) has no change, only nuisance differences.
+
+    Raises:
+        FileExistsError: ``root`` exists, is not empty and was not generated with the same
+            parameters (user data is never overwritten or deleted).
+    """
+    root = Path(root)
+    counts = dict(train=num_train, val=num_val, test=num_test)
+    if bands not in (3, 4) or size < 32 or min(counts.values()) < 0:
+        raise ValueError(f'need bands in (3, 4), size >= 32, counts >= 0; got {bands=}, '
+                         f'{size=}, {counts=}')
+    params = _parameters(counts, size, seed, bands)
+    if _matches(read_meta(root), params):
+        return root
+    if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        meta = read_meta(root)
+        found = ('no synthetic meta.json' if meta is None else 'synthetic data with ' + ', '.join(
+            f'{k}={meta.get(k)!r} (wanted {v!r})' for k, v in params.items() if meta.get(k) != v))
+        raise FileExistsError(
+            f'{root} is not empty and holds {found}. Choose an empty or new directory, or '
+            'delete it yourself if it only holds old synthetic data.')
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f'.{root.name}.partial-', dir=root.parent))
+    try:
+        _generate_into(tmp, params)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    try:
+        if root.exists():
+            root.rmdir()  # empty (checked above)
+        os.rename(tmp, root)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if _matches(read_meta(root), params):  # another process (e.g. a DDP rank) won
+            return root
+        raise
+    return root
+
+
+def _generate_into(folder: Path, params: dict) -> None:
+    """Write all splits and, last, ``meta.json`` (its presence marks a complete dataset)."""
+    size, seed, bands = params['size'], params['seed'], params['bands']
+    for split in SPLITS:
+        for sub in SUBDIRS:
+            (folder / split / sub).mkdir(parents=True)
+        for i in range(params['counts'][split]):
+            pair = generate_pair(sample_seed(seed, split, i), size, bands,
+                                 allow_change=i % 10 != 3, origin=tile_origin(split, i, size))
+            write_sample(folder / split, sample_name(split, i), pair)
+    meta = dict(params, classes=['unchanged', 'changed'],
+                semantic_classes=list(SEMANTIC_CLASSES), semantic_palette=SEMANTIC_PALETTE,
+                band_names=list(BAND_NAMES[:bands]), binary_label_values=[0, 255])
+    (folder / 'meta.json').write_text(json.dumps(meta, indent=2))

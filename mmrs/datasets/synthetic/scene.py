@@ -14,7 +14,8 @@ GROUND, VEGETATION, WATER, ROAD, BUILDING = 1, 2, 3, 4, 5
 #: Land-cover classes, id ``i + 1`` for entry ``i`` (ground = bare soil and dry grass).
 LAND_COVER_CLASSES = ('ground', 'vegetation', 'water', 'road', 'building')
 #: Semantic-change label values (SECOND convention): 0 = no change, else the date's class.
-SEMANTIC_CLASSES = ('no change', *LAND_COVER_CLASSES)
+#: Index 0 is named 'unchanged' like in the other mmrs SCD datasets (SECOND, Landsat-SCD).
+SEMANTIC_CLASSES = ('unchanged', *LAND_COVER_CLASSES)
 SEMANTIC_PALETTE = [[255, 255, 255], [180, 130, 70], [40, 150, 40], [30, 90, 200],
                     [128, 128, 128], [220, 50, 50]]
 
