@@ -1,1 +1,22 @@
-"""TODO"""
+"""Change detection datasets and transforms (registered in ``mmrs.registry``)."""
+from .base_change_dataset import BaseChangeDataset, BaseSCDDataset, split_prefix
+from .cdd import CDDDataset
+from .clcd import CLCDDataset
+from .dsifn import DSIFNDataset
+from .landsat_scd import LandsatSCDDataset, landsat_from_to_to_semantic
+from .levir_cd import LEVIRCDDataset
+from .s2looking import S2LookingDataset
+from .second import SECONDDataset
+from .sysu_cd import SYSUCDDataset
+from .transforms import *  # noqa: F401,F403
+from .transforms import __all__ as _transforms_all
+from .whu_cd import WHUCDDataset
+from .synthetic import SyntheticChangeDataset  # noqa: E402  (subclasses the bases above)
+
+
+__all__ = [
+    'BaseChangeDataset', 'BaseSCDDataset', 'split_prefix', 'LEVIRCDDataset', 'WHUCDDataset',
+    'CLCDDataset', 'SYSUCDDataset', 'S2LookingDataset', 'DSIFNDataset', 'CDDDataset',
+    'SECONDDataset', 'LandsatSCDDataset', 'landsat_from_to_to_semantic',
+    'SyntheticChangeDataset'
+] + list(_transforms_all)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
 
-from mmrs.registry import DATASETS
+from mmrs.registry import DATASETS, TRANSFORMS
 
 #: Keys of ``data_prefix`` that hold label folders; each becomes a path key of the sample.
 LABEL_KEYS = ('seg_map_path', 'seg_map_path_from', 'seg_map_path_to')
@@ -118,7 +118,8 @@ class BaseChangeDataset(BaseDataset):
             data_prefix=prefix,
             ann_file=ann_file,
             metainfo=metainfo,
-            pipeline=list(pipeline),
+            # Built here from mmrs' registry so that bare names work without a default scope.
+            pipeline=[TRANSFORMS.build(t) if isinstance(t, dict) else t for t in pipeline],
             test_mode=test_mode,
             **kwargs)
 

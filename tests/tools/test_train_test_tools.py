@@ -30,7 +30,7 @@ class TestTrainThenTest:
         for key in ('precision', 'recall', 'f1', 'iou', 'oa'):
             assert 0.0 <= metrics[key] <= 1.0, (key, metrics)
         assert -1.0 <= metrics['kappa'] <= 1.0
-        printed = json.loads(result.stdout[result.stdout.index('{'):])
+        printed = json.loads(result.stdout[result.stdout.rindex('\n{\n') + 1:])
         assert printed == metrics
         pictures = sorted(show_dir.rglob('*.png'))
         assert len(pictures) == 4, pictures

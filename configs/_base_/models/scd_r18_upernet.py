@@ -40,7 +40,9 @@ model = dict(
         num_classes=2,
         norm_cfg=norm_cfg,
         align_corners=False,
-        loss_decode=dict(type='mmseg.CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
+        loss_decode=dict(
+            type='mmseg.CrossEntropyLoss', use_sigmoid=False, avg_non_ignore=True,
+            loss_weight=1.0)),
     # Built twice (separate weights per date); share_semantic_head=True shares one head.
     semantic_head=dict(
         type='mmseg.UPerHead',
@@ -52,7 +54,11 @@ model = dict(
         num_classes=num_semantic_classes,
         norm_cfg=norm_cfg,
         align_corners=False,
-        loss_decode=dict(type='mmseg.CrossEntropyLoss', use_sigmoid=False, loss_weight=0.5)),
+        # Averaged over changed pixels only (avg_non_ignore); loss_weight weighs each date's
+        # semantic loss against the binary change loss.
+        loss_decode=dict(
+            type='mmseg.CrossEntropyLoss', use_sigmoid=False, avg_non_ignore=True,
+            loss_weight=0.5)),
     share_semantic_head=False,
     train_cfg=dict(),
     test_cfg=dict(mode='whole'))

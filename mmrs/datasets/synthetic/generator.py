@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import rasterio
-from rasterio.transform import Affine, from_origin
+from rasterio.transform import Affine
 
 from .changes import simulate_changes
 from .scene import (SEMANTIC_CLASSES, SEMANTIC_PALETTE, draw_layout, draw_textures,
@@ -104,7 +104,7 @@ def generate_pair(seed: SeedLike, size: int = 128, bands: int = 3, *, allow_chan
         change=change.astype(np.uint8),
         label_from=np.where(change, before.classes, 0).astype(np.uint8),
         label_to=np.where(change, after.classes, 0).astype(np.uint8),
-        crs=crs, transform=from_origin(*origin, pixel_size, pixel_size))
+        crs=crs, transform=Affine(pixel_size, 0.0, origin[0], 0.0, -pixel_size, origin[1]))
 
 
 # ---------------------------------------------------------------- GeoTIFF and folder writing

@@ -1,1 +1,14 @@
-"""TODO"""
+"""Bitemporal data transforms (registered in ``mmrs.registry.TRANSFORMS``)."""
+from .formatting import PackChangeInputs
+from .geometric import (PairedPad, PairedRandomCrop, PairedRandomFlip, PairedRandomResize,
+                        PairedRandomRotate90, PairedResize, resize_array)
+from .loading import (LoadBitemporalImages, LoadChangeAnnotations, binarize_change_label,
+                      read_raster, rgb_to_index)
+from .photometric import BitemporalPhotoMetricDistortion, ExchangeTime
+
+__all__ = [
+    'LoadBitemporalImages', 'LoadChangeAnnotations', 'PairedRandomFlip',
+    'PairedRandomRotate90', 'PairedRandomCrop', 'PairedResize', 'PairedRandomResize',
+    'PairedPad', 'BitemporalPhotoMetricDistortion', 'ExchangeTime', 'PackChangeInputs',
+    'binarize_change_label', 'read_raster', 'rgb_to_index', 'resize_array'
+]

@@ -124,13 +124,19 @@ class ExchangeTime(BaseTransform):
         for key in ('img', 'img_path', 'geo_meta'):
             if isinstance(results.get(key), (list, tuple)):
                 results[key] = list(results[key])[::-1]
+        fields = results.get('seg_fields', [])
         for a, b in self._PAIRS:
             if a in results or b in results:
+                had_a, had_b = a in results, b in results
                 va, vb = results.pop(a, None), results.pop(b, None)
-                if vb is not None:
+                if had_b:
                     results[a] = vb
-                if va is not None:
+                if had_a:
                     results[b] = va
+                if a in fields or b in fields:
+                    names = {a: b, b: a}
+                    results['seg_fields'] = [names.get(f, f) for f in fields]
+                    fields = results['seg_fields']
         return results
 
     def __repr__(self) -> str:
