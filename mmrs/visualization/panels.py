@@ -18,7 +18,7 @@ Color = tuple[int, int, int]
 
 TP_COLOR: Color = (0, 255, 0)  # predicted change that is real change
 FP_COLOR: Color = (255, 0, 0)  # predicted change where there is none (false alarm)
-FN_COLOR: Color = (255, 0, 255)  # real change that was missed (magenta: visible on any land cover)
+FN_COLOR: Color = (255, 0, 255)  # real change that was missed (magenta: shows on any cover)
 CHANGE_COLOR: Color = (255, 255, 0)  # change with no counterpart to compare with
 IGNORE_COLOR: Color = (128, 128, 128)  # ground truth 255 ("ignore")
 BACKGROUND: Color = (32, 32, 32)  # separators and text strips

@@ -13,7 +13,8 @@ import torch
 from mmengine.structures import PixelData
 
 from mmrs.evaluation import SCDMetric
-from mmrs.evaluation.functional import from_to_labels, opencd_sek, scd_metrics
+from mmrs.evaluation.functional import (from_to_labels, nanmean_iou, opencd_sek,
+                                        scd_metrics)
 from mmrs.registry import METRICS
 from mmrs.structures import ChangeDataSample
 
@@ -326,6 +327,13 @@ class TestSCDFunctional:
     def test_from_to_rejects_collision_with_ignore(self) -> None:
         with pytest.raises(ValueError, match='collide'):
             from_to_labels(np.zeros(2), np.zeros(2), np.zeros(2), 16, IGNORE)
+
+    def test_nanmean_iou_skips_absent_classes(self) -> None:
+        # class 2 never occurs: mmseg/open-cd average over classes 0 and 1 only
+        # IoU_0 = 3 / (3 + 1) = 0.75, IoU_1 = 2 / (2 + 1) = 2/3 -> (0.75 + 2/3) / 2
+        cm = np.array([[3, 1, 0], [0, 2, 0], [0, 0, 0]])
+        assert nanmean_iou(cm) == pytest.approx((0.75 + 2 / 3) / 2)
+        assert nanmean_iou(np.zeros((3, 3))) == 0.0
 
     def test_degenerate_matrices_are_zero_not_nan(self) -> None:
         empty = scd_metrics(np.zeros((7, 7)))

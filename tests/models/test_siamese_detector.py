@@ -9,6 +9,7 @@ from mmengine.structures import PixelData
 from mmrs.models.change_detectors import (SiameseChangeDetector,
                                           SiameseSemanticChangeDetector,
                                           semantic_head_target)
+from mmrs.models.data_preprocessors import ChangeDataPreprocessor
 from mmrs.registry import MODELS
 from mmrs.structures import ChangeDataSample
 
@@ -182,6 +183,15 @@ class TestSiameseChangeDetector:
         model = tiny_detector(test_cfg=dict(mode='tiles'))
         with pytest.raises(ValueError, match='test mode'):
             model.inference(torch.rand(1, 2, 3, 8, 8), [dict()])
+        model = tiny_detector(test_cfg=dict(mode='slide'))
+        with pytest.raises(ValueError, match='crop_size and stride'):
+            model.inference(torch.rand(1, 2, 3, 8, 8), [dict()])
+
+    def test_default_preprocessor(self) -> None:
+        model = tiny_detector(data_preprocessor=None)
+        assert isinstance(model.data_preprocessor, ChangeDataPreprocessor)
+        out = run(model, make_batch([(12, 16), (16, 9)]), 'predict')
+        assert [tuple(s.pred_sem_seg.shape) for s in out] == [(12, 16), (16, 9)]
 
     def test_auxiliary_heads(self) -> None:
         aux = dict(type='mmseg.FCNHead', in_channels=8, in_index=2, channels=4, num_convs=1,

@@ -3,7 +3,8 @@
 The JSON it prints is compared with torchmetrics on the same binarised masks; error cases
 check the exit status, that the message names the offending files and that ``--out`` is not
 written. Each subprocess pays the ``import mmrs`` start-up (seconds on a loaded machine), so
-the remaining error cases call ``main()`` in-process.
+the CLI runs once per format (PNG, GeoTIFF) plus one error exit (missing file); the other
+cases call ``main()`` in-process.
 """
 import importlib.util
 import json
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 import rasterio
 import torch
-from rasterio.transform import from_origin
+from rasterio.transform import Affine
 from torchmetrics.functional.classification import (binary_accuracy, binary_cohen_kappa,
                                                     binary_f1_score, binary_jaccard_index,
                                                     binary_precision, binary_recall)
@@ -31,7 +32,7 @@ def write_geotiff(path: Path, mask: np.ndarray) -> None:
     """Single-band uint8 GeoTIFF in UTM 33N with a 10 m grid."""
     with rasterio.open(path, 'w', driver='GTiff', height=mask.shape[0], width=mask.shape[1],
                        count=1, dtype='uint8', crs='EPSG:32633',
-                       transform=from_origin(500000, 4000000, 10, 10)) as dst:
+                       transform=Affine(10, 0, 500000, 0, -10, 4000000)) as dst:
         dst.write(mask.astype(np.uint8), 1)
 
 
@@ -100,15 +101,15 @@ class TestEvalChangeCLI:
         for key, value in torchmetrics_scores(preds, gts).items():
             assert printed[key] == pytest.approx(value, abs=TOL), key
 
-    def test_geotiff_and_mixed_extensions(self, tmp_path, mask_pairs) -> None:
+    def test_geotiff_folders(self, tmp_path, mask_pairs) -> None:
         preds, gts = mask_pairs
-        # a prediction x.png is matched with the ground truth x.tif (GeoTIFF with a CRS)
-        pred_dir, gt_dir = make_folders(tmp_path, preds, gts, '.png', '.tif')
-        with rasterio.open(next(gt_dir.glob('*.tif'))) as src:
+        pred_dir, gt_dir = make_folders(tmp_path, preds, gts, '.tif', '.tiff')
+        with rasterio.open(next(gt_dir.glob('*.tiff'))) as src:
             assert src.crs is not None
         proc = run_cli('--pred', str(pred_dir), '--gt', str(gt_dir), '--threshold', '200')
         assert proc.returncode == 0, proc.stderr
         printed = json.loads(proc.stdout)
+        assert printed['num_images'] == 3
         for key, value in torchmetrics_scores(preds, gts).items():
             assert printed[key] == pytest.approx(value, abs=TOL), key
 
@@ -119,16 +120,33 @@ class TestEvalChangeCLI:
         write_mask(gt_dir / 'extra.tif', gts[0])
         out = tmp_path / 'metrics.json'
         proc = run_cli('--pred', str(pred_dir), '--gt', str(gt_dir), '--out', str(out))
-        assert proc.returncode != 0
+        assert proc.returncode == 1
         assert 'tile_2.png' in proc.stderr and 'extra.tif' in proc.stderr
-        assert not out.exists()
+        assert proc.stdout == '' and not out.exists()
 
 
-class TestEvalChangeErrorsInProcess:
+class TestEvalChangeInProcess:
 
     @pytest.fixture(scope='class')
     def tool(self):
         return load_tool()
+
+    def test_png_prediction_matches_geotiff_ground_truth(self, tool, tmp_path, mask_pairs,
+                                                         capsys) -> None:
+        preds, gts = mask_pairs
+        pred_dir, gt_dir = make_folders(tmp_path, preds, gts, '.png', '.tif', pred_scale=1)
+        assert tool.main(['--pred', str(pred_dir), '--gt', str(gt_dir)]) == 0
+        printed = json.loads(capsys.readouterr().out)
+        for key, value in torchmetrics_scores(preds, gts).items():
+            assert printed[key] == pytest.approx(value, abs=TOL), key
+
+    def test_duplicate_stem(self, tool, tmp_path, mask_pairs, capsys) -> None:
+        preds, gts = mask_pairs
+        pred_dir, gt_dir = make_folders(tmp_path, preds, gts, '.png', '.png')
+        write_mask(pred_dir / 'tile_0.tif', preds[0])
+        assert tool.main(['--pred', str(pred_dir), '--gt', str(gt_dir)]) == 1
+        err = capsys.readouterr().err
+        assert 'tile_0.png' in err and 'tile_0.tif' in err
 
     def test_size_mismatch_names_both_files(self, tool, tmp_path, mask_pairs, capsys) -> None:
         preds, gts = mask_pairs

@@ -90,7 +90,8 @@ def test_browse_dataset_writes_transformed_panels(tmp_path, monkeypatch):
     spec = importlib.util.spec_from_file_location('browse_dataset', SCRIPT)
     browse = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(browse)
-    browse.main([str(cfg), '--split', 'val', '--num', '5'])
+    with pytest.warns(UserWarning, match='no display'):
+        browse.main([str(cfg), '--split', 'val', '--num', '5'])
     default_dir = tmp_path / 'work_dirs' / 'browse_dataset' / 'tiny_cfg'
     figs = sorted(default_dir.iterdir())
     assert len(figs) == 3  # --num is capped by the dataset length

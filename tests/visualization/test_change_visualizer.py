@@ -223,3 +223,46 @@ def test_hook_val_interval_first_sample_to_backends(tmp_path):
 def test_registered():
     assert VISUALIZERS.get('ChangeLocalVisualizer') is ChangeLocalVisualizer
     assert HOOKS.get('ChangeVisualizationHook') is ChangeVisualizationHook
+
+
+def test_hook_reads_geotiff_like_the_pipeline(tmp_path):
+    """The hook reuses the pipeline's LoadBitemporalImages (band selection) found in cfg."""
+    pytest.importorskip('mmrs.datasets.transforms')
+    rasterio = pytest.importorskip('rasterio')
+    from mmengine.config import Config
+    rng = np.random.default_rng(6)
+    paths = []
+    for date in ('A', 'B'):
+        paths.append(str(tmp_path / f'{date}_scene.tif'))
+        with rasterio.open(paths[-1], 'w', driver='GTiff', height=H, width=W, count=6,
+                           dtype='uint16', crs='EPSG:32618',
+                           transform=rasterio.Affine(10, 0, 0, 0, -10, 0)) as dst:
+            dst.write(rng.integers(100, 5000, (6, H, W), dtype=np.uint16))
+    sample = binary_sample(paths)
+    make_visualizer()
+    hook = ChangeVisualizationHook(draw=True, test_out_dir='vis')
+    pipeline = [dict(type='LoadBitemporalImages', bands=[4, 3, 2], to_float32=True),
+                dict(type='PackChangeInputs')]
+    runner = MagicMock(work_dir=str(tmp_path), timestamp='ts')
+    runner.cfg = Config(dict(test_dataloader=dict(dataset=dict(
+        type='RepeatDataset', times=2, dataset=dict(type='X', pipeline=pipeline)))))
+    hook.after_test_iter(runner, 0, {}, [sample])
+    assert hook._loaders['test'].bands == [4, 3, 2]
+    fig = cv2.cvtColor(cv2.imread(str(tmp_path / 'ts' / 'vis' / 'A_scene.png')),
+                       cv2.COLOR_BGR2RGB)
+    assert fig.shape[1] == 4 * W + 3 * GAP
+    with rasterio.open(paths[0]) as src:
+        bands = [src.read(b).astype(np.float64) for b in (4, 3, 2)]
+    expected = []
+    for band in bands:
+        lo, hi = np.percentile(band, (2, 98))
+        expected.append(np.clip(np.round((band - lo) / (hi - lo) * 255), 0, 255))
+    np.testing.assert_allclose(panel(fig, 0), np.stack(expected, -1), atol=1)
+
+
+def test_hook_rejects_a_plain_visualizer():
+    from mmengine.visualization import Visualizer
+    Visualizer.get_instance(f'plain_{next(_names)}')
+    with pytest.raises(TypeError, match='ChangeLocalVisualizer'):
+        ChangeVisualizationHook(draw=True)
+    ChangeVisualizationHook(draw=False)  # harmless when it will not draw

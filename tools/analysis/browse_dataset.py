@@ -72,14 +72,13 @@ def main(argv: list[str] | None = None) -> None:
     visualizer = build_visualizer(cfg)
     visualizer.dataset_meta = dataset.metainfo
 
-    show = not args.not_show
-    if show and not has_display():
-        warnings.warn('no display found: not opening windows (use --output-dir)')
-        show = False
+    show = not args.not_show and has_display()
     out_dir = args.output_dir
     if out_dir is None and not show:
         name = osp.splitext(osp.basename(args.config))[0]
         out_dir = osp.join('work_dirs', 'browse_dataset', name)
+        if not args.not_show:
+            warnings.warn(f'no display found: writing the figures to {out_dir} instead')
     if out_dir is not None:
         os.makedirs(out_dir, exist_ok=True)
 
@@ -90,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
         date1, date2 = (x.permute(1, 2, 0).cpu().numpy() for x in inputs)
         paths = sample.metainfo.get('img_path') or []
         stem = osp.splitext(osp.basename(paths[0]))[0] if paths else f'sample{idx}'
-        names = ' | '.join(osp.basename(p) for p in paths) or stem
+        names = ' | '.join(dict.fromkeys(osp.basename(p) for p in paths)) or stem
         caption = f'#{idx} {names}'
         if sample.metainfo.get('flip'):
             caption += f" flip:{sample.metainfo.get('flip_direction')}"

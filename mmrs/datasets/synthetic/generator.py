@@ -200,9 +200,9 @@ def write_synthetic_dataset(root: str | Path, num_train: int = DEFAULT_COUNTS['t
     """
     root = Path(root)
     counts = dict(train=num_train, val=num_val, test=num_test)
-    if bands not in (3, 4) or size < 32 or min(counts.values()) < 0:
-        raise ValueError(f'need bands in (3, 4), size >= 32, counts >= 0; got {bands=}, '
-                         f'{size=}, {counts=}')
+    if bands not in (3, 4) or size < 32 or seed < 0 or min(counts.values()) < 0:
+        raise ValueError(f'need bands in (3, 4), size >= 32, seed >= 0, counts >= 0; got '
+                         f'{bands=}, {size=}, {seed=}, {counts=}')
     params = _parameters(counts, size, seed, bands)
     if _matches(read_meta(root), params):
         return root
@@ -214,7 +214,7 @@ def write_synthetic_dataset(root: str | Path, num_train: int = DEFAULT_COUNTS['t
             f'{root} is not empty and holds {found}. Choose an empty or new directory, or '
             'delete it yourself if it only holds old synthetic data.')
     root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f'.{root.name}.partial-', dir=root.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f'{root.name}.partial-', dir=root.parent))
     try:
         _generate_into(tmp, params)
     except BaseException:

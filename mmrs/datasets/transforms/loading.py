@@ -1,8 +1,7 @@
 """Loading transforms: bitemporal images (GeoTIFF-aware) and change labels.
 
-GeoTIFFs go through rasterio so that every band, the dtype and the georeference (CRS,
-affine transform, nodata) survive; PNG/JPG go through OpenCV. Images come out as ``(H, W, C)``
-arrays in RGB(A) band order with a ``geo_meta`` dict per date (``docs/data_flow.md``).
+GeoTIFFs are read with rasterio so every band, the dtype and the georeference (CRS, affine,
+nodata) survive; PNG/JPG with OpenCV. Images are ``(H, W, C)`` in RGB(A) band order.
 """
 import os.path as osp
 import warnings
@@ -16,15 +15,6 @@ from mmrs.registry import TRANSFORMS
 
 GEO_SUFFIXES = ('.tif', '.tiff')
 BACKENDS = ('auto', 'rasterio', 'cv2')
-
-
-def use_rasterio(path: str, backend: str) -> bool:
-    """Whether ``path`` is read with rasterio under ``backend``."""
-    if backend not in BACKENDS:
-        raise ValueError(f'backend must be one of {BACKENDS}, got {backend!r}')
-    if backend == 'auto':
-        return path.lower().endswith(GEO_SUFFIXES)
-    return backend == 'rasterio'
 
 
 def _check_bands(bands: Sequence[int] | None, count: int, path: str) -> list[int] | None:
@@ -87,16 +77,18 @@ def read_cv2(path: str, bands: Sequence[int] | None = None) -> tuple[np.ndarray,
 
 def read_raster(path: str, backend: str = 'auto',
                 bands: Sequence[int] | None = None) -> tuple[np.ndarray, dict]:
-    """Read ``path`` with the reader ``backend`` selects; see :func:`use_rasterio`."""
+    """Read ``path``: ``'auto'`` uses rasterio for ``.tif/.tiff`` and OpenCV otherwise."""
+    if backend not in BACKENDS:
+        raise ValueError(f'backend must be one of {BACKENDS}, got {backend!r}')
     path = str(path)
-    if use_rasterio(path, backend):
+    if backend == 'rasterio' or (backend == 'auto' and path.lower().endswith(GEO_SUFFIXES)):
         return read_rasterio(path, bands)
     return read_cv2(path, bands)
 
 
 def _fmt_values(values: np.ndarray, limit: int = 10) -> str:
-    vals = [int(v) if float(v).is_integer() else float(v) for v in values[:limit]]
-    return str(vals) + (f' ... ({len(values)} in all)' if len(values) > limit else '')
+    more = f' ... ({len(values)} in all)' if len(values) > limit else ''
+    return str([v.item() for v in values[:limit]]) + more
 
 
 def binarize_change_label(label: np.ndarray, path: str, strict: bool = True,
@@ -146,10 +138,9 @@ def rgb_to_index(rgb: np.ndarray, palette: Sequence[Sequence[int]]) -> tuple[np.
 class LoadBitemporalImages(BaseTransform):
     """Load the two images of ``results['img_path']`` and check they are aligned.
 
-    Adds ``img`` (list of two ``(H, W, C)`` arrays, dtype kept), ``img_shape``,
-    ``ori_shape`` and ``geo_meta`` (per-date CRS WKT, affine 6-tuple, nodata, band count,
-    dtype). Mismatched H/W/C raises a ``ValueError`` naming both files, so misaligned
-    pairs (e.g. LEVIR's ``test_113_0256``) fail loudly instead of being silently resized.
+    Adds ``img`` (two ``(H, W, C)`` arrays, dtype kept), ``img_shape``, ``ori_shape`` and
+    ``geo_meta`` (per date: CRS WKT, affine 6-tuple, nodata, band count, dtype). Mismatched
+    H/W/C raises a ``ValueError`` naming both files: misaligned pairs fail loudly.
 
     Args:
         backend: ``'auto'`` (rasterio for ``.tif/.tiff``, OpenCV otherwise), ``'rasterio'``
@@ -184,10 +175,6 @@ class LoadBitemporalImages(BaseTransform):
         results['ori_shape'] = imgs[0].shape[:2]
         results['geo_meta'] = metas
         return results
-
-    def __repr__(self) -> str:
-        return (f'{self.__class__.__name__}(backend={self.backend!r}, '
-                f'to_float32={self.to_float32}, bands={self.bands})')
 
 
 @TRANSFORMS.register_module()
@@ -253,9 +240,9 @@ class LoadChangeAnnotations(BaseTransform):
         if label is None:
             raise ValueError(f'change label {path!r} is a colour (RGB) image; expected a '
                              'single-channel map with values {0, 1} or {0, 255}')
-        strict = self.strict if self.strict is not None else results.get('label_strict', True)
-        threshold = (self.label_threshold if self.label_threshold is not None else
-                     results.get('label_threshold', 128))
+        strict = results.get('label_strict', True) if self.strict is None else self.strict
+        threshold = self.label_threshold
+        threshold = results.get('label_threshold', 128) if threshold is None else threshold
         return binarize_change_label(label, path, strict, threshold)
 
     def _load_semantic(self, path: str, results: dict) -> np.ndarray:
@@ -264,7 +251,7 @@ class LoadChangeAnnotations(BaseTransform):
         if num is None and results.get('semantic_classes') is not None:
             num = len(results['semantic_classes'])
         palette = self.semantic_palette or results.get('semantic_palette')
-        label, unknown = (None, [])
+        label, unknown = None, []
         if arr.shape[2] >= 3 and palette:
             label, unknown = rgb_to_index(arr, palette)
             label = None if unknown else label
@@ -280,11 +267,10 @@ class LoadChangeAnnotations(BaseTransform):
             raise ValueError(f'semantic label {path!r} has values {_fmt_values(bad)} outside '
                              f'0..{limit - 1} and ignore {self.ignore_index}')
         label = label.astype(np.uint8)
-        if results.get('label_map'):
-            mapped = label.copy()
-            for old, new in results['label_map'].items():
-                mapped[label == old] = new
-            label = mapped
+        if results.get('label_map'):  # mmseg-style class remapping, old id -> new id
+            lut = np.arange(256, dtype=np.uint8)
+            lut[list(results['label_map'])] = list(results['label_map'].values())
+            label = lut[label]
         return label
 
     def _add_field(self, results: dict, key: str, value: np.ndarray) -> None:
@@ -311,7 +297,3 @@ class LoadChangeAnnotations(BaseTransform):
                     self.ignore_index
                 self._add_field(results, 'gt_seg_map', change)
         return results
-
-    def __repr__(self) -> str:
-        return (f'{self.__class__.__name__}(binary={self.binary}, semantic={self.semantic}, '
-                f'label_threshold={self.label_threshold}, strict={self.strict})')

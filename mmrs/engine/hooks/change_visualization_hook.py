@@ -75,6 +75,11 @@ class ChangeVisualizationHook(Hook):
                  test_out_dir: str | None = None,
                  img_loader: dict | None = None) -> None:
         self._visualizer: Visualizer = Visualizer.get_current_instance()
+        if draw and not hasattr(self._visualizer, 'draw_change_panels'):
+            raise TypeError(
+                f'ChangeVisualizationHook needs a ChangeLocalVisualizer, but the current '
+                f'visualizer is a {type(self._visualizer).__name__}; set '
+                "visualizer=dict(type='ChangeLocalVisualizer', ...) in the config")
         self.draw = draw
         self.interval = interval
         self.show = show

@@ -5,39 +5,31 @@ comparable under the same convention. :class:`SCDMetric` computes them side by s
 confusion matrices (never from stored maps). Semantic maps use class 0 = "no change" and
 land-cover classes 1..K (SECOND: K = 6, ``num_semantic_classes`` = K + 1 = 7).
 
-+------------------+-------------------------------+-----------------------------+-----------------------------+
-| aspect           | ``second`` (default, mmrs's   | ``opencd``                  | ``mambacd``                 |
-|                  | plain keys)                   |                             |                             |
-+==================+===============================+=============================+=============================+
-| source           | Yang et al., "Asymmetric      | open-cd ``SCDMetric``       | ChangeMamba (Chen et al.,   |
-|                  | Siamese Networks for Semantic | (``cal_sek=True``)          | TGRS 2024),                 |
-|                  | Change Detection in Aerial    |                             | ``train_MambaSCD.py`` since |
-|                  | Images", TGRS 2022 (SECOND);  |                             | 2024-06-17                  |
-|                  | Fscd: Ding et al. (BiSRNet,   |                             |                             |
-|                  | TGRS 2022; SCanNet, TGRS 2024)|                             |                             |
-+------------------+-------------------------------+-----------------------------+-----------------------------+
-| matrix           | (K+1)x(K+1) of the semantic   | same pixels, kept as        | (K²+1)x(K²+1): changed      |
-|                  | maps, date-1 and date-2 pixels| per-class areas (mmseg)     | pixel A→B becomes class     |
-|                  | both counted                  |                             | (A−1)·K + B, unchanged 0    |
-+------------------+-------------------------------+-----------------------------+-----------------------------+
-| mIoU             | (IoU_nc + IoU_c) / 2 of the   | ``binary_mIoU`` from the    | as ``second``, on the       |
-|                  | matrix collapsed to change /  | binary maps;                | from-to matrix              |
-|                  | no change                     | ``semantic_mIoU`` = nanmean |                             |
-|                  |                               | of the K+1 class IoUs       |                             |
-+------------------+-------------------------------+-----------------------------+-----------------------------+
-| SeK              | kappa(matrix with (0,0) set   | kappa0·exp(IoU_fg)/e from   | as ``second``, on the       |
-|                  | to 0) · exp(IoU_c − 1)        | the areas with the class-0  | from-to matrix              |
-|                  |                               | TP removed (= ``second``    |                             |
-|                  |                               | SeK, algebraically)         |                             |
-+------------------+-------------------------------+-----------------------------+-----------------------------+
-| Fscd             | 2·Psc·Rsc/(Psc+Rsc); Psc =    | not reported                | as ``second``, on the       |
-|                  | correct changed / predicted   |                             | from-to matrix (a changed   |
-|                  | changed, Rsc = correct changed|                             | pixel is correct only if    |
-|                  | / GT changed, both dates      |                             | both dates are)             |
-+------------------+-------------------------------+-----------------------------+-----------------------------+
-| combined         | Score = 0.3·mIoU + 0.7·SeK    | SCD_Score = 0.3·binary_mIoU | Score (not printed by       |
-|                  |                               | + 0.7·SeK                   | MambaCD)                    |
-+------------------+-------------------------------+-----------------------------+-----------------------------+
+==========  ==============================  ===========================  ==========================
+aspect      ``second`` (default)            ``opencd``                   ``mambacd``
+==========  ==============================  ===========================  ==========================
+matrix      (K+1)x(K+1) of the semantic     same pixels, kept as mmseg   (K²+1)x(K²+1): a changed
+            maps, date-1 and date-2 pixels  per-class areas              pixel A→B is class
+            both counted                                                 (A−1)·K + B, unchanged 0
+mIoU        (IoU_nc + IoU_c) / 2 of the     ``binary_mIoU`` (binary      as ``second``, on the
+            matrix collapsed to change /    maps), ``semantic_mIoU``     from-to matrix
+            no change                       (nanmean of K+1 IoUs)
+SeK         kappa of the matrix with its    kappa0·exp(IoU_fg)/e from    as ``second``, on the
+            (0, 0) entry set to 0, times    the areas minus the class-0  from-to matrix
+            exp(IoU_c − 1)                  TP (= ``second`` SeK)
+Fscd        2·Psc·Rsc / (Psc + Rsc), Psc =  not reported                 as ``second`` (a pixel is
+            correct changed / predicted                                  correct only if both
+            changed, Rsc = correct changed                               dates are)
+            / GT changed, both dates
+combined    Score = 0.3·mIoU + 0.7·SeK      SCD_Score = 0.3·binary_mIoU  ``Score`` (MambaCD does
+                                            + 0.7·SeK                    not print one)
+==========  ==============================  ===========================  ==========================
+
+Sources: ``second`` — Yang et al., "Asymmetric Siamese Networks for Semantic Change Detection
+in Aerial Images", IEEE TGRS 60, 2022 (SECOND data set; mIoU, SeK, Score), with Fscd from
+Ding et al. (BiSRNet, IEEE TGRS 60, 2022; SCanNet, IEEE TGRS 62, 2024). ``opencd`` —
+open-cd's ``SCDMetric(cal_sek=True)`` (likyoo/open-cd v1.1.0). ``mambacd`` — ChangeMamba
+(Chen et al., IEEE TGRS 62, 2024), validation in ``train_MambaSCD.py`` since 2024-06-17.
 
 Keys: ``binary/<k>`` for the :func:`~mmrs.evaluation.functional.binary_metrics` keys of the
 binary maps; ``second/{OA, IoU_nc, IoU_c, mIoU, kappa_n0, SeK, Psc, Rsc, Fscd, Score}``;
@@ -49,9 +41,9 @@ prints a per-image mean accuracy instead, which is not reproduced.
 Notes on fidelity: undefined ratios are 0 (never NaN; kappa is 0 when chance agreement is 1,
 as in SCanNet/MambaCD ``cal_kappa``); open-cd's means skip classes absent from both maps
 (mmseg ``nanmean``), reproduced in ``opencd/``. MambaCD's README numbers (2024-05) predate its
-switch to the from-to matrix and were produced with its earlier 7-class per-date evaluation,
-i.e. the ``second`` convention. In the from-to mapping a changed pixel without a land-cover
-class (0) is an error here; MambaCD silently drops such pixels.
+switch to the from-to matrix (2024-06-17), so they most likely come from its earlier 7-class
+per-date evaluation, i.e. the ``second`` convention. In the from-to mapping a changed pixel
+without a land-cover class (0) is an error here; MambaCD silently drops such pixels.
 """
 from collections.abc import Sequence
 from typing import Any

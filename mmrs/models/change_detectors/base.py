@@ -47,7 +47,8 @@ class BaseChangeDetector(BaseModel, metaclass=ABCMeta):
         train_cfg: Training config, passed to the heads' ``loss``.
         test_cfg: Testing config, see above.
         data_preprocessor: Config (or module) of the data preprocessor, built in the mmrs
-            registry so that ``type='ChangeDataPreprocessor'`` works without a default scope.
+            registry so that ``type='ChangeDataPreprocessor'`` works without a default scope;
+            ``None`` means a ``ChangeDataPreprocessor`` that only casts, pads and stacks.
         init_cfg: Initialisation config.
     """
 
@@ -56,6 +57,8 @@ class BaseChangeDetector(BaseModel, metaclass=ABCMeta):
                  test_cfg: OptConfigType = None,
                  data_preprocessor: OptConfigType = None,
                  init_cfg: OptMultiConfig = None) -> None:
+        if data_preprocessor is None:
+            data_preprocessor = dict(type='ChangeDataPreprocessor')
         if isinstance(data_preprocessor, dict):
             data_preprocessor = MODELS.build(data_preprocessor)
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
@@ -158,7 +161,12 @@ class BaseChangeDetector(BaseModel, metaclass=ABCMeta):
 
         Returns:
             Logits ``(N, K, H, W)``.
+
+        Raises:
+            ValueError: If ``test_cfg`` lacks ``crop_size`` or ``stride``.
         """
+        if 'crop_size' not in self.test_cfg or 'stride' not in self.test_cfg:
+            raise ValueError("test_cfg mode='slide' needs crop_size and stride")
         h_stride, w_stride = _pair(self.test_cfg.stride)
         h_crop, w_crop = _pair(self.test_cfg.crop_size)
         per_pass = max(int(self.test_cfg.get('crop_batch_size', 1)), 1)
