@@ -12,7 +12,7 @@ import sys
 from setuptools import find_packages, setup
 
 HERE = osp.dirname(osp.abspath(__file__))
-MIM_FOLDERS = ('configs', 'tools')
+MIM_FOLDERS = ('configs', 'tools', 'model-index.yml')
 
 
 def read_version() -> str:
@@ -49,6 +49,8 @@ def add_mim_extension() -> None:
             shutil.rmtree(target)
         if editable:
             os.symlink(osp.relpath(source, mim_root), target)
+        elif osp.isfile(source):
+            shutil.copy2(source, target)
         else:
             shutil.copytree(source, target, ignore=shutil.ignore_patterns('__pycache__'))
 
@@ -65,7 +67,7 @@ if __name__ == '__main__':
         python_requires='>=3.11',
         packages=find_packages(exclude=('configs', 'tools', 'tests', 'projects', 'benchmarks')),
         include_package_data=True,
-        package_data={'mmrs': ['.mim/configs/**/*.py', '.mim/configs/**/*.md',
+        package_data={'mmrs': ['.mim/model-index.yml', '.mim/configs/**/*.py', '.mim/configs/**/*.md', '.mim/configs/**/*.txt',
                                '.mim/tools/**/*.py', '.mim/tools/**/*.sh']},
         install_requires=parse_requirements('runtime.txt') + parse_requirements(
             'mminstall.txt'),
