@@ -27,6 +27,10 @@ def _pair(value: int | Sequence[int]) -> tuple[int, int]:
     return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
 
 
+#: logits axes ``(K, H, W)`` to flip back for each recorded flip direction
+FLIP_DIMS = {'horizontal': (2, ), 'vertical': (1, ), 'diagonal': (1, 2)}
+
+
 class BaseChangeDetector(BaseModel, metaclass=ABCMeta):
     """Base class of change detectors.
 
@@ -215,9 +219,10 @@ class BaseChangeDetector(BaseModel, metaclass=ABCMeta):
         logits = logits[:, :h, :w]
         if img_meta.get('flip', False):
             direction = img_meta.get('flip_direction', 'horizontal')
-            if direction not in ('horizontal', 'vertical'):
+            dims = FLIP_DIMS.get(direction)
+            if dims is None:
                 raise ValueError(f'cannot undo flip direction {direction!r}')
-            logits = logits.flip(dims=(2, ) if direction == 'horizontal' else (1, ))
+            logits = logits.flip(dims=dims)
         ori_shape = tuple(img_meta.get('ori_shape', (h, w)))[:2]
         return self._resize_to(logits[None], ori_shape)[0]
 
