@@ -1,5 +1,6 @@
 """Change detection datasets and transforms (registered in ``mmrs.registry``)."""
-from .base_change_dataset import BaseChangeDataset, BaseSCDDataset, split_prefix
+from .base_change_dataset import (BaseChangeDataset, BaseSCDDataset, SplitFolderChangeDataset,
+                                  split_prefix)
 from .cdd import CDDDataset
 from .clcd import CLCDDataset
 from .dsifn import DSIFNDataset
@@ -15,7 +16,7 @@ from .synthetic import SyntheticChangeDataset  # noqa: E402  (subclasses the bas
 
 
 __all__ = [
-    'BaseChangeDataset', 'BaseSCDDataset', 'split_prefix', 'LEVIRCDDataset', 'WHUCDDataset',
+    'BaseChangeDataset', 'BaseSCDDataset', 'SplitFolderChangeDataset', 'split_prefix', 'LEVIRCDDataset', 'WHUCDDataset',
     'CLCDDataset', 'SYSUCDDataset', 'S2LookingDataset', 'DSIFNDataset', 'CDDDataset',
     'SECONDDataset', 'LandsatSCDDataset', 'landsat_from_to_to_semantic',
     'SyntheticChangeDataset'

@@ -211,6 +211,43 @@ class BaseChangeDataset(BaseDataset):
         return {}
 
 
+
+class SplitFolderChangeDataset(BaseChangeDataset):
+    """A binary release laid out as ``{split}/<date-1 folder>``, ``{split}/<date-2 folder>``,
+    ``{split}/<label folder>``: subclasses only name the folders and suffixes.
+
+    Args:
+        data_root: Release root.
+        split: ``'train'``, ``'val'`` or ``'test'``; ``None`` for a flat tree without split
+            folders.
+        data_prefix: Overrides the folders derived from ``split``.
+        img_suffix: Image suffix(es); ``None`` means the class default :attr:`IMG_SUFFIX`.
+        seg_map_suffix: Label suffix(es); ``None`` means :attr:`SEG_MAP_SUFFIX`.
+        **kwargs: See :class:`BaseChangeDataset`.
+    """
+
+    #: folder of each path kind inside a split folder
+    FOLDERS: dict[str, str] = dict(img_path_from='A', img_path_to='B', seg_map_path='label')
+    #: default image suffix(es) of the release
+    IMG_SUFFIX: str | tuple = '.png'
+    #: default label suffix(es) of the release
+    SEG_MAP_SUFFIX: str | tuple = '.png'
+
+    def __init__(self,
+                 data_root: str = '',
+                 split: str | None = 'train',
+                 data_prefix: dict | None = None,
+                 img_suffix: str | tuple | None = None,
+                 seg_map_suffix: str | tuple | None = None,
+                 **kwargs) -> None:
+        super().__init__(
+            data_root=data_root,
+            data_prefix=data_prefix or split_prefix(split, self.FOLDERS),
+            img_suffix=self.IMG_SUFFIX if img_suffix is None else img_suffix,
+            seg_map_suffix=self.SEG_MAP_SUFFIX if seg_map_suffix is None else seg_map_suffix,
+            **kwargs)
+
+
 @DATASETS.register_module()
 class BaseSCDDataset(BaseChangeDataset):
     """Semantic change detection dataset: two images + per-date semantic maps.

@@ -1,11 +1,11 @@
 """CDD (a.k.a. SVCD): seasonal-variation change detection."""
 from mmrs.registry import DATASETS
 
-from .base_change_dataset import BaseChangeDataset, split_prefix
+from .base_change_dataset import SplitFolderChangeDataset
 
 
 @DATASETS.register_module()
-class CDDDataset(BaseChangeDataset):
+class CDDDataset(SplitFolderChangeDataset):
     """CDD / SVCD (Lebedev et al., 2018), the ``Real/subset`` 256×256 crops.
 
     Labels are JPEG, so they hold compression noise around 0 and 255: the dataset turns
@@ -22,23 +22,12 @@ class CDDDataset(BaseChangeDataset):
         split: ``'train'``, ``'val'`` or ``'test'``; ``None`` for a flat tree without split
             folders.
         data_prefix: Overrides the folders derived from ``split``.
-        **kwargs: See :class:`BaseChangeDataset`.
+        **kwargs: See :class:`SplitFolderChangeDataset`.
     """
 
     FOLDERS = dict(img_path_from='A', img_path_to='B', seg_map_path='OUT')
+    IMG_SUFFIX = '.jpg'
+    SEG_MAP_SUFFIX = '.jpg'
 
-    def __init__(self,
-                 data_root: str = '',
-                 split: str | None = 'train',
-                 data_prefix: dict | None = None,
-                 img_suffix: str | tuple = '.jpg',
-                 seg_map_suffix: str | tuple = '.jpg',
-                 strict_labels: bool = False,
-                 **kwargs) -> None:
-        super().__init__(
-            data_root=data_root,
-            data_prefix=data_prefix or split_prefix(split, self.FOLDERS),
-            img_suffix=img_suffix,
-            seg_map_suffix=seg_map_suffix,
-            strict_labels=strict_labels,
-            **kwargs)
+    def __init__(self, *args, strict_labels: bool = False, **kwargs) -> None:
+        super().__init__(*args, strict_labels=strict_labels, **kwargs)

@@ -1,11 +1,11 @@
 """CLCD: cropland change detection on Gaofen-2 imagery."""
 from mmrs.registry import DATASETS
 
-from .base_change_dataset import BaseChangeDataset, split_prefix
+from .base_change_dataset import SplitFolderChangeDataset
 
 
 @DATASETS.register_module()
-class CLCDDataset(BaseChangeDataset):
+class CLCDDataset(SplitFolderChangeDataset):
     """CLCD (Liu et al., 2022): 600 pairs of 512×512 Gaofen-2 crops, cropland changes.
 
     Layout (``data_root`` = the extracted ``CLCD`` folder)::
@@ -19,21 +19,7 @@ class CLCDDataset(BaseChangeDataset):
         split: ``'train'``, ``'val'`` or ``'test'``; ``None`` for a flat tree without split
             folders.
         data_prefix: Overrides the folders derived from ``split``.
-        **kwargs: See :class:`BaseChangeDataset`.
+        **kwargs: See :class:`SplitFolderChangeDataset`.
     """
 
     FOLDERS = dict(img_path_from='time1', img_path_to='time2', seg_map_path='label')
-
-    def __init__(self,
-                 data_root: str = '',
-                 split: str | None = 'train',
-                 data_prefix: dict | None = None,
-                 img_suffix: str | tuple = '.png',
-                 seg_map_suffix: str | tuple = '.png',
-                 **kwargs) -> None:
-        super().__init__(
-            data_root=data_root,
-            data_prefix=data_prefix or split_prefix(split, self.FOLDERS),
-            img_suffix=img_suffix,
-            seg_map_suffix=seg_map_suffix,
-            **kwargs)

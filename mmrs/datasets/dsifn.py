@@ -1,11 +1,11 @@
 """DSIFN-CD: Google Earth pairs of six Chinese cities."""
 from mmrs.registry import DATASETS
 
-from .base_change_dataset import BaseChangeDataset, split_prefix
+from .base_change_dataset import SplitFolderChangeDataset
 
 
 @DATASETS.register_module()
-class DSIFNDataset(BaseChangeDataset):
+class DSIFNDataset(SplitFolderChangeDataset):
     """DSIFN-CD (Zhang et al., 2020), the IFN release: 512×512 JPEG tiles.
 
     The masks are ``.png`` in ``train``/``val`` and ``.tif`` in ``test``, hence the suffix
@@ -23,21 +23,9 @@ class DSIFNDataset(BaseChangeDataset):
         split: ``'train'``, ``'val'`` or ``'test'``; ``None`` for a flat tree without split
             folders.
         data_prefix: Overrides the folders derived from ``split``.
-        **kwargs: See :class:`BaseChangeDataset`.
+        **kwargs: See :class:`SplitFolderChangeDataset`.
     """
 
     FOLDERS = dict(img_path_from='t1', img_path_to='t2', seg_map_path='mask')
-
-    def __init__(self,
-                 data_root: str = '',
-                 split: str | None = 'train',
-                 data_prefix: dict | None = None,
-                 img_suffix: str | tuple = '.jpg',
-                 seg_map_suffix: str | tuple = ('.png', '.tif'),
-                 **kwargs) -> None:
-        super().__init__(
-            data_root=data_root,
-            data_prefix=data_prefix or split_prefix(split, self.FOLDERS),
-            img_suffix=img_suffix,
-            seg_map_suffix=seg_map_suffix,
-            **kwargs)
+    IMG_SUFFIX = '.jpg'
+    SEG_MAP_SUFFIX = ('.png', '.tif')

@@ -1,11 +1,11 @@
 """LEVIR-CD: building change detection on 1024×1024 Google Earth tiles (0.5 m)."""
 from mmrs.registry import DATASETS
 
-from .base_change_dataset import BaseChangeDataset, split_prefix
+from .base_change_dataset import SplitFolderChangeDataset
 
 
 @DATASETS.register_module()
-class LEVIRCDDataset(BaseChangeDataset):
+class LEVIRCDDataset(SplitFolderChangeDataset):
     """LEVIR-CD (Chen & Shi, 2020) and its cropped 256×256 variants.
 
     Official layout (``data_root`` = the extracted release)::
@@ -18,21 +18,7 @@ class LEVIRCDDataset(BaseChangeDataset):
         data_root: Release root.
         split: ``'train'``, ``'val'`` or ``'test'``; ``None`` for a flat ``A/B/label`` tree.
         data_prefix: Overrides the folders derived from ``split``.
-        **kwargs: See :class:`BaseChangeDataset`.
+        **kwargs: See :class:`SplitFolderChangeDataset`.
     """
 
     FOLDERS = dict(img_path_from='A', img_path_to='B', seg_map_path='label')
-
-    def __init__(self,
-                 data_root: str = '',
-                 split: str | None = 'train',
-                 data_prefix: dict | None = None,
-                 img_suffix: str | tuple = '.png',
-                 seg_map_suffix: str | tuple = '.png',
-                 **kwargs) -> None:
-        super().__init__(
-            data_root=data_root,
-            data_prefix=data_prefix or split_prefix(split, self.FOLDERS),
-            img_suffix=img_suffix,
-            seg_map_suffix=seg_map_suffix,
-            **kwargs)

@@ -1,11 +1,11 @@
 """S2Looking: side-looking satellite building change detection."""
 from mmrs.registry import DATASETS
 
-from .base_change_dataset import BaseChangeDataset, split_prefix
+from .base_change_dataset import SplitFolderChangeDataset
 
 
 @DATASETS.register_module()
-class S2LookingDataset(BaseChangeDataset):
+class S2LookingDataset(SplitFolderChangeDataset):
     """S2Looking (Shen et al., 2021): 5,000 1024×1024 off-nadir satellite pairs.
 
     The release also has ``label1`` / ``label2`` (per-date new / demolished buildings);
@@ -22,21 +22,7 @@ class S2LookingDataset(BaseChangeDataset):
         split: ``'train'``, ``'val'`` or ``'test'``; ``None`` for a flat tree without split
             folders.
         data_prefix: Overrides the folders derived from ``split``.
-        **kwargs: See :class:`BaseChangeDataset`.
+        **kwargs: See :class:`SplitFolderChangeDataset`.
     """
 
     FOLDERS = dict(img_path_from='Image1', img_path_to='Image2', seg_map_path='label')
-
-    def __init__(self,
-                 data_root: str = '',
-                 split: str | None = 'train',
-                 data_prefix: dict | None = None,
-                 img_suffix: str | tuple = '.png',
-                 seg_map_suffix: str | tuple = '.png',
-                 **kwargs) -> None:
-        super().__init__(
-            data_root=data_root,
-            data_prefix=data_prefix or split_prefix(split, self.FOLDERS),
-            img_suffix=img_suffix,
-            seg_map_suffix=seg_map_suffix,
-            **kwargs)

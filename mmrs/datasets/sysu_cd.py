@@ -1,11 +1,11 @@
 """SYSU-CD: 256×256 aerial pairs of Hong Kong (2007 → 2014)."""
 from mmrs.registry import DATASETS
 
-from .base_change_dataset import BaseChangeDataset, split_prefix
+from .base_change_dataset import SplitFolderChangeDataset
 
 
 @DATASETS.register_module()
-class SYSUCDDataset(BaseChangeDataset):
+class SYSUCDDataset(SplitFolderChangeDataset):
     """SYSU-CD (Shi et al., 2022): 20,000 256×256 aerial pairs, 0.5 m.
 
     Layout (``data_root`` = the extracted ``SYSU-CD`` folder)::
@@ -19,21 +19,7 @@ class SYSUCDDataset(BaseChangeDataset):
         split: ``'train'``, ``'val'`` or ``'test'``; ``None`` for a flat tree without split
             folders.
         data_prefix: Overrides the folders derived from ``split``.
-        **kwargs: See :class:`BaseChangeDataset`.
+        **kwargs: See :class:`SplitFolderChangeDataset`.
     """
 
     FOLDERS = dict(img_path_from='time1', img_path_to='time2', seg_map_path='label')
-
-    def __init__(self,
-                 data_root: str = '',
-                 split: str | None = 'train',
-                 data_prefix: dict | None = None,
-                 img_suffix: str | tuple = '.png',
-                 seg_map_suffix: str | tuple = '.png',
-                 **kwargs) -> None:
-        super().__init__(
-            data_root=data_root,
-            data_prefix=data_prefix or split_prefix(split, self.FOLDERS),
-            img_suffix=img_suffix,
-            seg_map_suffix=seg_map_suffix,
-            **kwargs)

@@ -1,7 +1,15 @@
-"""Launch settings shared by tools/train.py and tools/test.py."""
+"""Command-line and launch settings shared by tools/train.py and tools/test.py."""
+import argparse
+import os
+import os.path as osp
+
 import torch
 import torch.distributed as torch_dist
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
+
+from .checkpoint import set_unsafe_checkpoints
+from .config_path import resolve_config
+from .setup_env import register_all_modules
 
 
 def prepare_launch(cfg: Config) -> None:
@@ -26,3 +34,35 @@ def prepare_launch(cfg: Config) -> None:
         wrapper['type'] = 'mmrs.DeviceAwareDistributedDataParallel'
         wrapper.setdefault('find_unused_parameters', False)
         cfg.model_wrapper_cfg = wrapper
+
+
+def add_runner_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options that tools/train.py and tools/test.py share."""
+    parser.add_argument('--work-dir', help='where logs (and checkpoints) go')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config keys, e.g. train_cfg.max_iters=100')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none')
+    parser.add_argument('--allow-unsafe-checkpoint', action='store_true',
+                        help='allow full unpickling of checkpoints (only for trusted files)')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def load_run_config(args: argparse.Namespace) -> Config:
+    """Read the config named on the command line and apply the shared options.
+
+    Also exports ``LOCAL_RANK`` for launchers that pass ``--local-rank``, turns on the user's
+    checkpoint opt-in, registers mmrs modules, and prepares a distributed launch.
+    """
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    set_unsafe_checkpoints(args.allow_unsafe_checkpoint)
+    register_all_modules(init_default_scope=False)
+    cfg = Config.fromfile(resolve_config(args.config))
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.launcher = args.launcher
+    if args.work_dir:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    return cfg
