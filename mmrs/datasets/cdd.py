@@ -17,12 +17,7 @@ class CDDDataset(SplitFolderChangeDataset):
         {train,val,test}/B/<name>.jpg    date 2, RGB
         {train,val,test}/OUT/<name>.jpg  change mask (JPEG), ~0 / ~255
 
-    Args:
-        data_root: Release root.
-        split: ``'train'``, ``'val'`` or ``'test'``; ``None`` for a flat tree without split
-            folders.
-        data_prefix: Overrides the folders derived from ``split``.
-        **kwargs: See :class:`SplitFolderChangeDataset`.
+    Arguments: see :class:`SplitFolderChangeDataset` (``split`` picks the split folder).
     """
 
     FOLDERS = dict(img_path_from='A', img_path_to='B', seg_map_path='OUT')

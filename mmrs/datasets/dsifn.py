@@ -18,12 +18,7 @@ class DSIFNDataset(SplitFolderChangeDataset):
         {train,val}/mask/<name>.png       change mask, 0 / 255
         test/mask/<name>.tif              change mask, 0 / 255
 
-    Args:
-        data_root: Release root.
-        split: ``'train'``, ``'val'`` or ``'test'``; ``None`` for a flat tree without split
-            folders.
-        data_prefix: Overrides the folders derived from ``split``.
-        **kwargs: See :class:`SplitFolderChangeDataset`.
+    Arguments: see :class:`SplitFolderChangeDataset` (``split`` picks the split folder).
     """
 
     FOLDERS = dict(img_path_from='t1', img_path_to='t2', seg_map_path='mask')

@@ -14,11 +14,7 @@ class LEVIRCDDataset(SplitFolderChangeDataset):
         {train,val,test}/B/<name>.png      date 2, RGB
         {train,val,test}/label/<name>.png  change mask, 0 = unchanged, 255 = changed
 
-    Args:
-        data_root: Release root.
-        split: ``'train'``, ``'val'`` or ``'test'``; ``None`` for a flat ``A/B/label`` tree.
-        data_prefix: Overrides the folders derived from ``split``.
-        **kwargs: See :class:`SplitFolderChangeDataset`.
+    Arguments: see :class:`SplitFolderChangeDataset` (``split`` picks the split folder).
     """
 
     FOLDERS = dict(img_path_from='A', img_path_to='B', seg_map_path='label')

@@ -17,12 +17,7 @@ class S2LookingDataset(SplitFolderChangeDataset):
         {train,val,test}/Image2/<name>.png  date 2, RGB
         {train,val,test}/label/<name>.png   change mask, 0 / 255
 
-    Args:
-        data_root: Release root.
-        split: ``'train'``, ``'val'`` or ``'test'``; ``None`` for a flat tree without split
-            folders.
-        data_prefix: Overrides the folders derived from ``split``.
-        **kwargs: See :class:`SplitFolderChangeDataset`.
+    Arguments: see :class:`SplitFolderChangeDataset` (``split`` picks the split folder).
     """
 
     FOLDERS = dict(img_path_from='Image1', img_path_to='Image2', seg_map_path='label')

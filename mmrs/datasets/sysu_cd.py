@@ -14,12 +14,7 @@ class SYSUCDDataset(SplitFolderChangeDataset):
         {train,val,test}/time2/<name>.png  date 2, RGB
         {train,val,test}/label/<name>.png  change mask, 0 / 255
 
-    Args:
-        data_root: Release root.
-        split: ``'train'``, ``'val'`` or ``'test'``; ``None`` for a flat tree without split
-            folders.
-        data_prefix: Overrides the folders derived from ``split``.
-        **kwargs: See :class:`SplitFolderChangeDataset`.
+    Arguments: see :class:`SplitFolderChangeDataset` (``split`` picks the split folder).
     """
 
     FOLDERS = dict(img_path_from='time1', img_path_to='time2', seg_map_path='label')
