@@ -65,7 +65,7 @@ if __name__ == '__main__':
         long_description=open(osp.join(HERE, 'README.md'), encoding='utf-8').read(),
         long_description_content_type='text/markdown',
         python_requires='>=3.11',
-        packages=find_packages(exclude=('configs', 'tools', 'tests', 'projects', 'benchmarks')),
+        packages=find_packages(include=('mmrs', 'mmrs.*')),
         include_package_data=True,
         package_data={'mmrs': ['.mim/model-index.yml', '.mim/configs/**/*.py', '.mim/configs/**/*.md', '.mim/configs/**/*.txt',
                                '.mim/tools/**/*.py', '.mim/tools/**/*.sh']},
