@@ -101,10 +101,9 @@ def safe_torch_load(file: Any, map_location: Any = None,
                 f'{ENV_FLAG}=1 or --allow-unsafe-checkpoint.') from None
         if hasattr(file, 'seek'):
             file.seek(0)
-        # The user opted in explicitly (flag, environment variable or context manager).
-        trusted_full_unpickle = True
-        return torch.load(file, map_location=map_location,
-                          weights_only=not trusted_full_unpickle)
+        # Reached only after the user opted in explicitly (flag, environment variable or
+        # allow_unsafe_checkpoints()).
+        return torch.load(file, map_location=map_location, weights_only=False)
 
 
 def install_checkpoint_policy() -> None:
