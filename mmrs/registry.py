@@ -47,14 +47,15 @@ TRANSFORMS = Registry(
 
 MODELS = Registry('model', parent=MMENGINE_MODELS, locations=['mmrs.models'])
 MODEL_WRAPPERS = Registry(
-    'model_wrapper', parent=MMENGINE_MODEL_WRAPPERS, locations=['mmrs.models'])
+    'model_wrapper', parent=MMENGINE_MODEL_WRAPPERS, locations=['mmrs.engine'])
 WEIGHT_INITIALIZERS = Registry(
     'weight initializer',
     parent=MMENGINE_WEIGHT_INITIALIZERS,
     locations=['mmrs.models'])
 
 OPTIMIZERS = Registry('optimizer', parent=MMENGINE_OPTIMIZERS)
-OPTIM_WRAPPERS = Registry('optim_wrapper', parent=MMENGINE_OPTIM_WRAPPERS)
+OPTIM_WRAPPERS = Registry('optim_wrapper', parent=MMENGINE_OPTIM_WRAPPERS,
+                          locations=['mmrs.engine'])
 OPTIM_WRAPPER_CONSTRUCTORS = Registry(
     'optimizer wrapper constructor',
     parent=MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS)

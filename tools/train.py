@@ -14,6 +14,7 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if REPO_ROOT not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, REPO_ROOT)
 
+import torch  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 from mmrs.utils.launch import (add_runner_arguments, load_run_config,  # noqa: E402
@@ -31,14 +32,24 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def enable_amp(cfg) -> None:
+    """Mixed precision: float16 + dynamic loss scaling on CUDA (mmengine's
+    ``AmpOptimWrapper``), bfloat16 autocast on the CPU (``CPUAmpOptimWrapper``)."""
+    wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
+    if wrapper not in ('OptimWrapper', 'AmpOptimWrapper', 'mmrs.CPUAmpOptimWrapper'):
+        raise ValueError(f'--amp needs OptimWrapper, the config uses {wrapper}')
+    if torch.cuda.is_available():
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    else:
+        # mmengine builds optimizer wrappers from its root registry: the scope is explicit.
+        cfg.optim_wrapper.type = 'mmrs.CPUAmpOptimWrapper'
+
+
 def build_config(args: argparse.Namespace):
     cfg = load_run_config(args)
     if args.amp:
-        wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
-        if wrapper not in ('OptimWrapper', 'AmpOptimWrapper'):
-            raise ValueError(f'--amp needs OptimWrapper, the config uses {wrapper}')
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+        enable_amp(cfg)
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None
     elif args.resume:
