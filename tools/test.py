@@ -19,8 +19,8 @@ if REPO_ROOT not in sys.path:  # run from a checkout without installing
 from mmengine.dist import is_main_process  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from mmrs.utils.launch import (add_runner_arguments, load_run_config,  # noqa: E402
-                               prepare_launch)
+from mmrs.utils.launch import (add_runner_arguments, distributed_session,  # noqa: E402
+                               load_run_config, prepare_launch)
 
 
 def parse_args() -> argparse.Namespace:
@@ -51,9 +51,11 @@ def build_config(args: argparse.Namespace):
 
 def main() -> None:
     args = parse_args()
-    runner = Runner.from_cfg(build_config(args))
-    metrics = runner.test()
-    if not is_main_process():
+    with distributed_session():
+        runner = Runner.from_cfg(build_config(args))
+        metrics = runner.test()
+        main_process = is_main_process()  # ask while the process group still exists
+    if not main_process:
         return
     serialisable = {key: float(value) if hasattr(value, '__float__') else value
                     for key, value in metrics.items()}

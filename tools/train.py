@@ -17,8 +17,8 @@ if REPO_ROOT not in sys.path:  # run from a checkout without installing
 import torch  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from mmrs.utils.launch import (add_runner_arguments, load_run_config,  # noqa: E402
-                               prepare_launch)
+from mmrs.utils.launch import (add_runner_arguments, distributed_session,  # noqa: E402
+                               load_run_config, prepare_launch)
 
 
 def parse_args() -> argparse.Namespace:
@@ -59,8 +59,10 @@ def build_config(args: argparse.Namespace):
 
 
 def main() -> None:
-    runner = Runner.from_cfg(build_config(parse_args()))
-    runner.train()
+    with distributed_session():
+        runner = Runner.from_cfg(build_config(parse_args()))
+        runner.train()
+
 
 if __name__ == '__main__':
     main()

@@ -2,6 +2,8 @@
 import argparse
 import os
 import os.path as osp
+from contextlib import contextmanager
+from typing import Iterator
 
 import torch
 import torch.distributed as torch_dist
@@ -34,6 +36,27 @@ def prepare_launch(cfg: Config) -> None:
         wrapper['type'] = 'mmrs.DeviceAwareDistributedDataParallel'
         wrapper.setdefault('find_unused_parameters', False)
         cfg.model_wrapper_cfg = wrapper
+
+
+@contextmanager
+def distributed_session() -> Iterator[None]:
+    """Shut the process group down cleanly when a tool finishes.
+
+    Without this, a process can exit while gloo's background threads still run, and the C++
+    runtime aborts it ("terminate called without an active exception") after training has
+    finished, which torchrun then reports as a failed run. On success every rank waits for
+    the others first; after an error the group is torn down without waiting (the other ranks
+    may be gone).
+    """
+    try:
+        yield
+    except BaseException:
+        if torch_dist.is_available() and torch_dist.is_initialized():
+            torch_dist.destroy_process_group()
+        raise
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.barrier()
+        torch_dist.destroy_process_group()
 
 
 def add_runner_arguments(parser: argparse.ArgumentParser) -> None:
