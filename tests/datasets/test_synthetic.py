@@ -6,6 +6,7 @@ files in the documented layout, idempotent and atomic folder writing, the CLI an
 registered dataset.
 """
 import json
+import multiprocessing
 import subprocess
 import sys
 from pathlib import Path
@@ -165,6 +166,31 @@ def test_interrupted_generation_leaves_nothing(tmp_path, monkeypatch):
         write_synthetic_dataset(tmp_path / 'data', 4, 1, 1, size=SIZE)
     assert len(calls) == 3
     assert list(tmp_path.iterdir()) == []  # neither the dataset nor a temporary folder
+
+
+def test_concurrent_writers_share_one_dataset(tmp_path):
+    """DDP ranks build the dataset at the same time: all succeed, one copy, no leftovers."""
+    root = tmp_path / 'shared'
+    context = multiprocessing.get_context('fork')
+    with context.Pool(3) as pool:
+        results = pool.starmap(write_synthetic_dataset, [(str(root), 2, 1, 1, 32, 5)] * 3)
+    assert all(Path(r) == root for r in results)
+    assert [p.name for p in tmp_path.iterdir()] == ['shared']  # temporary folders removed
+    assert len(list((root / 'train' / 'A').glob('*.tif'))) == 2
+
+
+def test_writer_that_loses_the_race_reuses_the_winner(tmp_path, monkeypatch):
+    """The folder appears complete between the first check and the emptiness check."""
+    root = write_synthetic_dataset(tmp_path / 'won', 2, 1, 1, size=32, seed=5)
+    real_read_meta, calls = generator.read_meta, []
+
+    def read_meta_late(path):
+        calls.append(path)
+        return None if len(calls) == 1 else real_read_meta(path)
+
+    monkeypatch.setattr(generator, 'read_meta', read_meta_late)
+    assert write_synthetic_dataset(root, 2, 1, 1, size=32, seed=5) == root
+    assert len(calls) == 2
 
 
 def test_cli_writes_layout(tmp_path):

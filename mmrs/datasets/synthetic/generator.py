@@ -208,6 +208,8 @@ def write_synthetic_dataset(root: str | Path, num_train: int = DEFAULT_COUNTS['t
         return root
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         meta = read_meta(root)
+        if _matches(meta, params):  # another process (e.g. a DDP rank) finished meanwhile
+            return root
         found = ('no synthetic meta.json' if meta is None else 'synthetic data with ' + ', '.join(
             f'{k}={meta.get(k)!r} (wanted {v!r})' for k, v in params.items() if meta.get(k) != v))
         raise FileExistsError(
