@@ -14,11 +14,10 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if REPO_ROOT not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, REPO_ROOT)
 
-import torch  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 from mmrs.utils.launch import (add_runner_arguments, distributed_session,  # noqa: E402
-                               load_run_config, prepare_launch)
+                               enable_amp, load_run_config, prepare_launch)
 
 
 def parse_args() -> argparse.Namespace:
@@ -30,20 +29,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
     add_runner_arguments(parser)
     return parser.parse_args()
-
-
-def enable_amp(cfg) -> None:
-    """Mixed precision: float16 + dynamic loss scaling on CUDA (mmengine's
-    ``AmpOptimWrapper``), bfloat16 autocast on the CPU (``CPUAmpOptimWrapper``)."""
-    wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
-    if wrapper not in ('OptimWrapper', 'AmpOptimWrapper', 'mmrs.CPUAmpOptimWrapper'):
-        raise ValueError(f'--amp needs OptimWrapper, the config uses {wrapper}')
-    if torch.cuda.is_available():
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
-    else:
-        # mmengine builds optimizer wrappers from its root registry: the scope is explicit.
-        cfg.optim_wrapper.type = 'mmrs.CPUAmpOptimWrapper'
 
 
 def build_config(args: argparse.Namespace):

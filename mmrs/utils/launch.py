@@ -29,13 +29,30 @@ def prepare_launch(cfg: Config) -> None:
     dist_cfg['backend'] = 'gloo'
     if cfg.launcher == 'pytorch' and not torch_dist.is_initialized():
         torch_dist.init_process_group(backend='gloo')
-    import mmrs.engine.model_wrappers  # noqa: F401  (registers the wrapper)
     wrapper = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel')
     if wrapper.get('type') == 'MMDistributedDataParallel':
         # mmengine looks wrappers up in its root registry, so the scope must be explicit.
         wrapper['type'] = 'mmrs.DeviceAwareDistributedDataParallel'
         wrapper.setdefault('find_unused_parameters', False)
         cfg.model_wrapper_cfg = wrapper
+
+
+def enable_amp(cfg: Config) -> None:
+    """Mixed precision for ``tools/train.py --amp``, on whatever device this machine has.
+
+    CUDA: float16 autocast with dynamic loss scaling (mmengine's ``AmpOptimWrapper``).
+    Otherwise: bfloat16 autocast on the CPU
+    (:class:`~mmrs.engine.optim_wrappers.CPUAmpOptimWrapper`).
+    """
+    wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
+    if wrapper not in ('OptimWrapper', 'AmpOptimWrapper', 'mmrs.CPUAmpOptimWrapper'):
+        raise ValueError(f'--amp needs OptimWrapper, the config uses {wrapper}')
+    if torch.cuda.is_available():
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    else:
+        # mmengine builds optimizer wrappers from its root registry: the scope is explicit.
+        cfg.optim_wrapper.type = 'mmrs.CPUAmpOptimWrapper'
 
 
 @contextmanager
@@ -48,15 +65,15 @@ def distributed_session() -> Iterator[None]:
     the others first; after an error the group is torn down without waiting (the other ranks
     may be gone).
     """
+    succeeded = False
     try:
         yield
-    except BaseException:
+        succeeded = True
+    finally:
         if torch_dist.is_available() and torch_dist.is_initialized():
+            if succeeded:
+                torch_dist.barrier()
             torch_dist.destroy_process_group()
-        raise
-    if torch_dist.is_available() and torch_dist.is_initialized():
-        torch_dist.barrier()
-        torch_dist.destroy_process_group()
 
 
 def add_runner_arguments(parser: argparse.ArgumentParser) -> None:
