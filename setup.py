@@ -67,8 +67,11 @@ if __name__ == '__main__':
         python_requires='>=3.11',
         packages=find_packages(include=('mmrs', 'mmrs.*')),
         include_package_data=True,
-        package_data={'mmrs': ['.mim/model-index.yml', '.mim/configs/**/*.py', '.mim/configs/**/*.md', '.mim/configs/**/*.txt',
-                               '.mim/tools/**/*.py', '.mim/tools/**/*.sh']},
+        # every file of configs/ and tools/ (whatever its type: .py, .sh, .txt pair lists,
+        # .md, metafiles), checked against the repository tree by
+        # tests/install/test_wheel_contents.py
+        package_data={'mmrs': ['.mim/model-index.yml', '.mim/configs/**/*', '.mim/tools/**/*']},
+        exclude_package_data={'mmrs': ['**/__pycache__/*', '**/*.pyc']},
         install_requires=parse_requirements('runtime.txt') + parse_requirements(
             'mminstall.txt'),
         extras_require={

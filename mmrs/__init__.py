@@ -1,7 +1,15 @@
 """mmrs: an OpenMMLab-style toolbox for remote sensing.
 
-Importing mmrs checks the OpenMMLab stack (see :mod:`mmrs.utils.version_check`) and installs
-the checkpoint-loading policy (see :mod:`mmrs.utils.checkpoint`).
+``import mmrs`` does three things, in this order:
+
+1. checks every package of the stack it relies on (torch, torchvision, onedl-mmcv with its
+   compiled ops, onedl-mmengine, -mmsegmentation, -mmdetection, -mmpretrain, -mmrotate,
+   transformers) against its tested range, from package metadata only, and raises one
+   ``ImportError`` listing every problem and its fix (:mod:`mmrs.utils.version_check`);
+   this runs before anything heavy is imported, so a missing package is reported by name;
+2. routes every mmengine checkpoint load, local files and URLs alike, through the safe
+   loader (:mod:`mmrs.utils.checkpoint`);
+3. lets configs inherit shipped configs as ``mmrs::path``.
 """
 from .utils.version_check import check_versions
 from .version import __version__, version_info

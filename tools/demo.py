@@ -2,6 +2,8 @@
 
     python tools/demo.py [--config configs/demo/...py] [--work-dir work_dirs/demo]
 
+``--config`` takes a path, ``mmrs::<path>`` or a path relative to the shipped ``configs/``.
+
 Steps, each through the user-facing tools so the demo exercises what users run:
 1. ``tools/train.py`` on the demo config (the synthetic dataset generates its GeoTIFF pairs on
    first use, seeded, into ``data/synthetic_demo``);
@@ -18,6 +20,8 @@ import sys
 import time
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if REPO_ROOT not in sys.path:  # run from a checkout without installing
+    sys.path.insert(0, REPO_ROOT)
 DEFAULT_CONFIG = osp.join(REPO_ROOT, 'configs', 'demo', 'fc_siam_diff_synthetic_demo.py')
 
 
@@ -33,15 +37,23 @@ def main() -> int:
     parser.add_argument('--min-f1', type=float, default=0.5,
                         help='exit non-zero when the test F1 is below this')
     args = parser.parse_args()
+    from mmrs.utils.config_path import resolve_config
+    try:
+        # absolute: the steps run from the repository root, not from the user's folder
+        config = osp.abspath(resolve_config(args.config))
+    except FileNotFoundError as error:
+        print(f'[demo] {error}', file=sys.stderr)
+        return 2
+    work_dir = osp.abspath(args.work_dir)
 
     start = time.time()
     python = sys.executable
-    run('train', [python, 'tools/train.py', args.config, '--work-dir', args.work_dir])
-    with open(osp.join(args.work_dir, 'last_checkpoint'), encoding='utf-8') as f:
+    run('train', [python, 'tools/train.py', config, '--work-dir', work_dir])
+    with open(osp.join(work_dir, 'last_checkpoint'), encoding='utf-8') as f:
         checkpoint = f.read().strip()
-    metrics_file = osp.join(args.work_dir, 'metrics.json')
-    run('test', [python, 'tools/test.py', args.config, checkpoint, '--work-dir', args.work_dir,
-                 '--out', metrics_file, '--show-dir', osp.join(args.work_dir, 'show')])
+    metrics_file = osp.join(work_dir, 'metrics.json')
+    run('test', [python, 'tools/test.py', config, checkpoint, '--work-dir', work_dir,
+                 '--out', metrics_file, '--show-dir', osp.join(work_dir, 'show')])
     with open(metrics_file, encoding='utf-8') as f:
         metrics = json.load(f)
     f1, iou = metrics['f1'], metrics['iou']
@@ -49,7 +61,7 @@ def main() -> int:
     print(f'\n[demo] synthetic test split: F1 = {f1:.4f}, IoU = {iou:.4f} '
           f'(precision {metrics["precision"]:.4f}, recall {metrics["recall"]:.4f}, '
           f'kappa {metrics["kappa"]:.4f}); {minutes:.1f} min in all')
-    print(f'[demo] pictures: {osp.join(args.work_dir, "show")}  metrics: {metrics_file}')
+    print(f'[demo] pictures: {osp.join(work_dir, "show")}  metrics: {metrics_file}')
     if f1 <= args.min_f1:
         print(f'[demo] F1 {f1:.4f} is not above {args.min_f1}', file=sys.stderr)
         return 1

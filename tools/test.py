@@ -1,10 +1,18 @@
 """Evaluate a checkpoint on a config's test split, print the metrics and write them as JSON.
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out metrics.json]
-                         [--show-dir DIR] [--cfg-options key=value ...]
+                         [--show-dir DIR] [--pred-dir DIR] [--data-root DIR]
+                         [--allow-key-mismatch] [--cfg-options key=value ...]
+                         [--launcher none|pytorch|slurm|mpi]
 
+CONFIG is a path, ``mmrs::<path>`` or a path relative to the shipped ``configs/`` folder.
 ``--show-dir`` writes one picture per test pair: date 1, date 2, prediction and ground truth
-side by side, changed pixels coloured TP green / FP red / FN magenta.
+side by side, changed pixels coloured TP green / FP red / FN magenta. ``--pred-dir`` writes
+the predicted change maps (``mmrs.ChangePredictionWriterHook``). ``--data-root`` reads the
+test data from another folder. A checkpoint whose weights do not fit the model (missing,
+unexpected or resized keys) is an error listing them, unless ``--allow-key-mismatch``
+(mmengine then loads what matches and warns).
+For several processes use ``bash tools/dist_test.sh CONFIG CHECKPOINT NUM_PROCS``.
 """
 import argparse
 import json
@@ -19,22 +27,33 @@ if REPO_ROOT not in sys.path:  # run from a checkout without installing
 from mmengine.dist import is_main_process  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from mmrs.utils.launch import (add_runner_arguments, distributed_session,  # noqa: E402
-                               load_run_config, prepare_launch)
+from mmrs.utils.checkpoint import (CheckpointKeyMismatchError,  # noqa: E402
+                                   UnsafeCheckpointError)
+from mmrs.utils.data_root import DataRootError  # noqa: E402
+from mmrs.utils.launch import (LaunchError, add_runner_arguments,  # noqa: E402
+                               distributed_session, load_run_config, prepare_launch)
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Test (evaluate) an mmrs model')
     parser.add_argument('config', help='config file (path, mmrs::path or shipped name)')
-    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('checkpoint', help='checkpoint file (or URL)')
     parser.add_argument('--out', help='write the metrics to this JSON file')
     parser.add_argument('--show-dir', help='write side-by-side result pictures here')
+    parser.add_argument('--pred-dir', metavar='DIR',
+                        help='write the predicted change maps here '
+                        '(mmrs.ChangePredictionWriterHook)')
+    parser.add_argument('--allow-key-mismatch', action='store_true',
+                        help='load a checkpoint whose weights do not fit the model (missing, '
+                        'unexpected or resized keys) partially, with a warning, instead of '
+                        'failing')
     add_runner_arguments(parser)
     return parser.parse_args()
 
 
 def build_config(args: argparse.Namespace):
-    if not osp.isfile(args.checkpoint):
+    """The config to test with: the file's, with the command-line options applied."""
+    if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint {args.checkpoint!r} does not exist')
     cfg = load_run_config(args)
     cfg.load_from = args.checkpoint
@@ -45,16 +64,28 @@ def build_config(args: argparse.Namespace):
             raise ValueError('--show-dir needs default_hooks.visualization in the config')
         hook.draw = True
         hook.test_out_dir = osp.abspath(args.show_dir)
+    custom_hooks = list(cfg.get('custom_hooks') or [])
+    if args.pred_dir:
+        custom_hooks.append(dict(type='mmrs.ChangePredictionWriterHook',
+                                 out_dir=osp.abspath(args.pred_dir)))
+    if not args.allow_key_mismatch:
+        custom_hooks.append(dict(type='mmrs.CheckpointFitHook', checkpoint=args.checkpoint))
+    cfg.custom_hooks = custom_hooks
     prepare_launch(cfg)
     return cfg
 
 
 def main() -> None:
     args = parse_args()
-    with distributed_session():
-        runner = Runner.from_cfg(build_config(args))
-        metrics = runner.test()
-        main_process = is_main_process()  # ask while the process group still exists
+    try:
+        with distributed_session():
+            runner = Runner.from_cfg(build_config(args))
+            metrics = runner.test()
+            main_process = is_main_process()  # ask while the process group still exists
+    except (CheckpointKeyMismatchError, UnsafeCheckpointError, LaunchError, DataRootError,
+            FileNotFoundError) as error:
+        # the user's input is wrong: say what, without a traceback through mmengine
+        sys.exit(f'tools/test.py: error: {error}')
     if not main_process:
         return
     serialisable = {key: float(value) if hasattr(value, '__float__') else value

@@ -1,10 +1,14 @@
 """Train a model from a config.
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
-                          [--cfg-options key=value ...] [--launcher none|pytorch|slurm|mpi]
+                          [--data-root DIR] [--cfg-options key=value ...]
+                          [--launcher none|pytorch|slurm|mpi]
 
+CONFIG is a path, ``mmrs::<path>`` or a path relative to the shipped ``configs/`` folder.
 ``--resume`` without a path continues from the latest checkpoint in the work dir.
-For several processes use ``bash tools/dist_train.sh CONFIG NUM_PROCS`` (torchrun).
+``--data-root`` reads every dataloader's data from another folder.
+For several processes use ``bash tools/dist_train.sh CONFIG NUM_PROCS`` (torchrun), ``srun
+... --launcher slurm`` or ``mpirun ... --launcher mpi``; without CUDA they run on gloo.
 """
 import argparse
 import os.path as osp
@@ -16,8 +20,11 @@ if REPO_ROOT not in sys.path:  # run from a checkout without installing
 
 from mmengine.runner import Runner  # noqa: E402
 
-from mmrs.utils.launch import (add_runner_arguments, distributed_session,  # noqa: E402
-                               enable_amp, load_run_config, prepare_launch)
+from mmrs.utils.checkpoint import UnsafeCheckpointError  # noqa: E402
+from mmrs.utils.data_root import DataRootError  # noqa: E402
+from mmrs.utils.launch import (LaunchError, add_runner_arguments,  # noqa: E402
+                               distributed_session, enable_amp, load_run_config,
+                               prepare_launch)
 
 
 def parse_args() -> argparse.Namespace:
@@ -32,6 +39,7 @@ def parse_args() -> argparse.Namespace:
 
 
 def build_config(args: argparse.Namespace):
+    """The config to train with: the file's, with the command-line options applied."""
     cfg = load_run_config(args)
     if args.amp:
         enable_amp(cfg)
@@ -44,9 +52,15 @@ def build_config(args: argparse.Namespace):
 
 
 def main() -> None:
-    with distributed_session():
-        runner = Runner.from_cfg(build_config(parse_args()))
-        runner.train()
+    args = parse_args()
+    try:
+        with distributed_session():
+            runner = Runner.from_cfg(build_config(args))
+            runner.train()
+    except (UnsafeCheckpointError, LaunchError, DataRootError,
+            FileNotFoundError) as error:
+        # the user's input is wrong: say what, without a traceback through mmengine
+        sys.exit(f'tools/train.py: error: {error}')
 
 
 if __name__ == '__main__':

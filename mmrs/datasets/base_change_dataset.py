@@ -16,6 +16,8 @@ from mmengine.logging import print_log
 
 from mmrs.registry import DATASETS, TRANSFORMS
 
+from .labels import check_label_encoding
+
 #: Keys of ``data_prefix`` that hold label folders; each becomes a path key of the sample.
 LABEL_KEYS = ('seg_map_path', 'seg_map_path_from', 'seg_map_path_to')
 
@@ -78,15 +80,26 @@ class BaseChangeDataset(BaseDataset):
         metainfo: Overrides for :attr:`METAINFO`.
         pipeline: Transforms applied to each sample.
         test_mode: Whether the dataset is used for testing.
-        label_threshold: Passed to the loader: label values ``>=`` it mean "changed" when
-            the label is not a plain {0, 1} / {0, 255} map (e.g. JPEG labels).
-        strict_labels: Passed to the loader (``label_strict``): reject labels whose values
-            are not {0, 1}, {0, 255} or {0, 1, 255}. Datasets with lossy labels turn it off.
+        label_encoding: How the binary change labels of the release store "unchanged",
+            "changed" and "ignore": ``'0/255'``, ``'0/1'``, ``'0/1/255'`` (255 = ignore) or
+            ``'threshold'`` (values ``>= label_threshold`` are changed, for lossy JPEG
+            labels); see :mod:`mmrs.datasets.labels`. ``None`` takes the class default
+            :attr:`LABEL_ENCODING` (the release's official encoding). A label value the
+            encoding does not allow is an error naming the file.
+        label_threshold: Threshold of the ``'threshold'`` encoding.
+        nodata: Nodata value of the images, overriding the files' nodata tags (e.g. ``0``
+            for PNG tiles with black borders); ``None`` uses the GeoTIFF tags.
+        ignore_nodata: Turn pixels that are nodata in either date into ignore (255) in every
+            label map, so the loss and the metrics skip them. ``None`` (default): on when a
+            date is georeferenced or ``nodata`` is set.
         on_missing: ``'raise'`` (default) or ``'skip'`` pairs with a missing partner file.
         **kwargs: Forwarded to :class:`mmengine.dataset.BaseDataset`.
     """
 
     METAINFO = dict(classes=('unchanged', 'changed'), palette=[[0, 0, 0], [255, 255, 255]])
+    #: Official binary label encoding of the release (``label_encoding=None`` takes it).
+    #: ``'0/255'`` is what the public binary CD releases ship (and what open-cd binarises).
+    LABEL_ENCODING: str = '0/255'
 
     def __init__(self,
                  data_root: str = '',
@@ -98,8 +111,10 @@ class BaseChangeDataset(BaseDataset):
                  metainfo: dict | None = None,
                  pipeline: Sequence = (),
                  test_mode: bool = False,
-                 label_threshold: int | None = 128,
-                 strict_labels: bool = True,
+                 label_encoding: str | None = None,
+                 label_threshold: float = 128,
+                 nodata: float | None = None,
+                 ignore_nodata: bool | None = None,
                  on_missing: str = 'raise',
                  **kwargs) -> None:
         if on_missing not in ('raise', 'skip'):
@@ -110,8 +125,11 @@ class BaseChangeDataset(BaseDataset):
                 raise KeyError(f'data_prefix needs {key!r}; got keys {sorted(prefix)}')
         self.img_suffix = _as_suffixes(img_suffix)
         self.seg_map_suffix = _as_suffixes(seg_map_suffix)
+        self.label_encoding = check_label_encoding(
+            self.LABEL_ENCODING if label_encoding is None else label_encoding)
         self.label_threshold = label_threshold
-        self.strict_labels = strict_labels
+        self.nodata = None if nodata is None else float(nodata)
+        self.ignore_nodata = ignore_nodata
         self.on_missing = on_missing
         super().__init__(
             data_root=data_root,
@@ -196,8 +214,10 @@ class BaseChangeDataset(BaseDataset):
                 seg_map_path=labels.get('seg_map_path'),
                 label_map=None,
                 reduce_zero_label=False,
+                label_encoding=self.label_encoding,
                 label_threshold=self.label_threshold,
-                label_strict=self.strict_labels,
+                nodata=self.nodata,
+                ignore_nodata=self.ignore_nodata,
                 seg_fields=[],
                 sample_idx=len(data_list))
             info.update(self._extra_info(labels))

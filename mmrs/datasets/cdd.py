@@ -8,8 +8,8 @@ from .base_change_dataset import SplitFolderChangeDataset
 class CDDDataset(SplitFolderChangeDataset):
     """CDD / SVCD (Lebedev et al., 2018), the ``Real/subset`` 256×256 crops.
 
-    Labels are JPEG, so they hold compression noise around 0 and 255: the dataset turns
-    ``strict_labels`` off and the loader binarises with ``label_threshold`` (128).
+    Labels are JPEG, so they hold compression noise around 0 and 255: the default
+    ``label_encoding='threshold'`` makes values ``>= label_threshold`` (128) "changed".
 
     Layout (``data_root`` = ``ChangeDetectionDataset/Real/subset``)::
 
@@ -23,6 +23,4 @@ class CDDDataset(SplitFolderChangeDataset):
     FOLDERS = dict(img_path_from='A', img_path_to='B', seg_map_path='OUT')
     IMG_SUFFIX = '.jpg'
     SEG_MAP_SUFFIX = '.jpg'
-
-    def __init__(self, *args, strict_labels: bool = False, **kwargs) -> None:
-        super().__init__(*args, strict_labels=strict_labels, **kwargs)
+    LABEL_ENCODING = 'threshold'  # lossy JPEG masks: no exact 0/255 to check

@@ -22,5 +22,6 @@ class DSIFNDataset(SplitFolderChangeDataset):
     """
 
     FOLDERS = dict(img_path_from='t1', img_path_to='t2', seg_map_path='mask')
+    LABEL_ENCODING = '0/255'  # IFN release: 0 / 255 in both the .png and .tif masks
     IMG_SUFFIX = '.jpg'
     SEG_MAP_SUFFIX = ('.png', '.tif')

@@ -63,6 +63,9 @@ class LandsatSCDDataset(BaseSCDDataset):
         img_path_to='B',
         seg_map_path_from='labelA',
         seg_map_path_to='labelB')
+    #: Only for a binary folder passed in ``data_prefix`` (the per-date form has none; the
+    #: change map is derived from ``labelA``).
+    LABEL_ENCODING = '0/255'
 
     def __init__(self,
                  data_root: str = '',

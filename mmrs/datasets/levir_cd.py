@@ -18,3 +18,4 @@ class LEVIRCDDataset(SplitFolderChangeDataset):
     """
 
     FOLDERS = dict(img_path_from='A', img_path_to='B', seg_map_path='label')
+    LABEL_ENCODING = '0/255'  # official release: 0 unchanged, 255 changed

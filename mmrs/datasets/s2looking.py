@@ -21,3 +21,4 @@ class S2LookingDataset(SplitFolderChangeDataset):
     """
 
     FOLDERS = dict(img_path_from='Image1', img_path_to='Image2', seg_map_path='label')
+    LABEL_ENCODING = '0/255'  # official binary ``label``: 0 / 255

@@ -45,6 +45,9 @@ class SECONDDataset(BaseSCDDataset):
         img_path_to='im2',
         seg_map_path_from='label1',
         seg_map_path_to='label2')
+    #: Only for a pre-computed binary folder passed in ``data_prefix`` (the release has
+    #: none; the change map is then derived from ``label1``).
+    LABEL_ENCODING = '0/255'
 
     def __init__(self,
                  data_root: str = '',

@@ -18,3 +18,4 @@ class SYSUCDDataset(SplitFolderChangeDataset):
     """
 
     FOLDERS = dict(img_path_from='time1', img_path_to='time2', seg_map_path='label')
+    LABEL_ENCODING = '0/255'  # official release: 0 / 255

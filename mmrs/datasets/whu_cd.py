@@ -26,6 +26,7 @@ class WHUCDDataset(BaseChangeDataset):
     """
 
     FOLDERS = dict(img_path_from='A', img_path_to='B', seg_map_path='label')
+    LABEL_ENCODING = '0/255'  # WHU-CD-256 (BIT / open-cd) masks: 0 / 255
 
     def __init__(self,
                  data_root: str = '',

@@ -1,6 +1,8 @@
 """Runner extensions: hooks, model wrappers and optimizer wrappers."""
-from .hooks import ChangeVisualizationHook
+from .checkpoint_fit_hook import CheckpointFitHook
+from .hooks import ChangePredictionWriterHook, ChangeVisualizationHook
 from .model_wrappers import DeviceAwareDistributedDataParallel
 from .optim_wrappers import CPUAmpOptimWrapper
 
-__all__ = ['ChangeVisualizationHook', 'CPUAmpOptimWrapper', 'DeviceAwareDistributedDataParallel']
+__all__ = ['ChangePredictionWriterHook', 'ChangeVisualizationHook', 'CheckpointFitHook',
+           'CPUAmpOptimWrapper', 'DeviceAwareDistributedDataParallel']

@@ -19,11 +19,28 @@ class ChangeDataSample(SegDataSample):
       (class 0 means "no change", as in the SECOND release).
     - ``pred_sem_seg_from`` / ``pred_sem_seg_to``: predicted semantic maps in the
       same convention (0 where no change is predicted).
+    - ``nodata_mask``: ``(1, H, W)`` bool, True where either date is nodata, at the
+      original size (``ori_shape``; never transformed or padded). Prediction writers put
+      the nodata value there.
 
     Meta information (``metainfo``) carries ``img_path`` (two paths), ``ori_shape``,
-    ``img_shape`` and ``geo_meta`` (per-date CRS/transform/nodata/band count) so a
-    prediction can be written back as a georeferenced raster.
+    ``img_shape``, ``geo_meta`` (per-date CRS/transform/nodata/band count of the pipeline's
+    pixel grid) and, once a geometric transform changed that grid, ``ori_geo_meta`` (the
+    same for the original grid), so a prediction can be written back as a georeferenced
+    raster; and the pipeline geometry described in :mod:`mmrs.structures.geometry`.
     """
+
+    @property
+    def nodata_mask(self) -> PixelData:
+        return self._nodata_mask
+
+    @nodata_mask.setter
+    def nodata_mask(self, value: PixelData) -> None:
+        self.set_field(value, '_nodata_mask', dtype=PixelData)
+
+    @nodata_mask.deleter
+    def nodata_mask(self) -> None:
+        del self._nodata_mask
 
     @property
     def gt_sem_seg_from(self) -> PixelData:

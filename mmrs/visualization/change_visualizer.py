@@ -24,15 +24,28 @@ from mmengine.visualization import Visualizer
 
 from mmrs.registry import VISUALIZERS
 from mmrs.structures import ChangeDataSample
+from mmrs.structures.geometry import restore_label_map
 from . import panels as P
 
 
 def _label_map(data_sample: ChangeDataSample, key: str, hw: tuple[int, int]) -> np.ndarray | None:
-    """``(H, W)`` int map of field ``key``, nearest-resized to ``hw`` if needed, or None."""
+    """``(H, W)`` int map of field ``key`` at the images' size ``hw``, or None.
+
+    A sample that carries a prediction is drawn on the prediction's grid, the original size
+    (``ori_shape``): its ground-truth maps are brought there with
+    :func:`~mmrs.structures.restore_label_map`, exactly as the metrics do (pipeline padding
+    cut off, flips undone; a resized label is a ``ValueError``). Other maps (e.g. a
+    pipeline's output in ``browse_dataset.py``) are drawn as they are, nearest-resized with
+    a warning if they do not match the images.
+    """
     if data_sample is None or key not in data_sample:
         return None
     data = data_sample.get(key).data
     data = data.cpu().numpy() if hasattr(data, 'cpu') else np.asarray(data)
+    if key.startswith('gt_') and 'pred_sem_seg' in data_sample:
+        paths = data_sample.metainfo.get('img_path')
+        data = restore_label_map(data, data_sample.metainfo, hw, field=key,
+                                 where=f'img_path={paths}' if paths else 'sample')
     data = data.reshape(data.shape[-2:]).astype(np.int64)
     if data.shape != tuple(hw):
         warnings.warn(f'{key} has shape {data.shape} but the image is {tuple(hw)}; '

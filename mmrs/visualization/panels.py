@@ -8,7 +8,6 @@ everywhere): **TP green**, **FP red**, **FN magenta**; true negatives are left a
 change map with nothing to compare against is drawn in yellow, and ignored ground-truth
 pixels (255) in grey.
 """
-import os.path as osp
 from collections.abc import Sequence
 
 import cv2
@@ -235,21 +234,10 @@ def legend_strip(width: int, items: Sequence[tuple[str, Sequence[int]] | None]) 
 def read_image(path: str, backend_args: dict | None = None) -> np.ndarray:
     """Read one date as ``(H, W, C)`` in file band order (RGB for PNG/JPG, bands for GeoTIFF).
 
-    A small reader private to the visualization code so that hooks do not depend on the data
-    pipeline: PNG/JPG are decoded with cv2 (``IMREAD_UNCHANGED``, so 16-bit and alpha are
-    kept, then BGR(A) is turned into RGB(A)); GeoTIFF goes through rasterio. Bytes come from
-    :func:`mmengine.fileio.get`, so ``backend_args`` reaches remote storage too.
+    The same reader as the data pipeline (:func:`mmrs.datasets.io.read_raster`: rasterio for
+    GeoTIFF, OpenCV ``IMREAD_UNCHANGED`` otherwise, BGR(A) turned into RGB(A)), so a panel
+    shows exactly the pixels the model saw. ``backend_args`` reads the bytes through
+    :func:`mmengine.fileio.get`, so remote storage works too.
     """
-    from mmengine.fileio import get
-    data = get(path, backend_args=backend_args)
-    if osp.splitext(path)[1].lower() in ('.tif', '.tiff'):
-        from rasterio.io import MemoryFile
-        with MemoryFile(data) as mem, mem.open() as src:
-            return np.moveaxis(src.read(), 0, -1)
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise OSError(f'cannot decode image {path!r}')
-    if img.ndim == 2:
-        return img[..., None]
-    code = cv2.COLOR_BGRA2RGBA if img.shape[2] == 4 else cv2.COLOR_BGR2RGB
-    return cv2.cvtColor(img, code)
+    from mmrs.datasets.io import read_raster
+    return read_raster(path, backend_args=backend_args)[0]

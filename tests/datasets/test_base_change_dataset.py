@@ -48,7 +48,8 @@ class TestPairing:
         info = BaseChangeDataset(str(tree), label_threshold=100, **FAST).get_data_info(1)
         assert info['label_map'] is None and info['reduce_zero_label'] is False
         assert info['seg_fields'] == [] and info['sample_idx'] == 1
-        assert info['label_threshold'] == 100 and info['label_strict'] is True
+        assert info['label_threshold'] == 100 and info['label_encoding'] == '0/255'
+        assert info['nodata'] is None and info['ignore_nodata'] is None
         assert BaseChangeDataset.METAINFO == dict(
             classes=('unchanged', 'changed'), palette=[[0, 0, 0], [255, 255, 255]])
 
@@ -90,6 +91,29 @@ class TestPairing:
     def test_split_prefix(self):
         assert split_prefix('val', dict(a='A')) == dict(a='val/A')
         assert split_prefix(None, dict(a='A')) == dict(a='A')
+
+
+class TestDatasetLabelOptions:
+    """Label encoding and nodata are dataset settings that every sample carries."""
+
+    def test_label_encoding_reaches_the_loader(self, tree):
+        for name in NAMES:  # rewrite the labels as 0/1 (a converted release)
+            label = (md.change_mask(NAMES.index(name)) > 0).astype(np.uint8)
+            md._write(tree / 'label' / f'{name}.png', label)
+        with pytest.raises(ValueError, match="label_encoding='0/255'"):
+            BaseChangeDataset(str(tree), pipeline=pipeline(), **FAST)[0]
+        ds = BaseChangeDataset(str(tree), label_encoding='0/1', pipeline=pipeline(), **FAST)
+        gt = ds[2]['data_samples'].gt_sem_seg.data[0].numpy()
+        assert gt[:3 * md.ROWS].all() and not gt[3 * md.ROWS:].any()
+
+    def test_unknown_encoding_is_refused_at_construction(self, tree):
+        with pytest.raises(ValueError, match='0/255'):
+            BaseChangeDataset(str(tree), label_encoding='binary', **FAST)
+
+    def test_nodata_options_reach_the_samples(self, tree):
+        info = BaseChangeDataset(str(tree), nodata=0, ignore_nodata=False,
+                                 **FAST).get_data_info(0)
+        assert info['nodata'] == 0.0 and info['ignore_nodata'] is False
 
 
 class TestBadInputs:

@@ -121,10 +121,17 @@ class TestBinaryLayouts:
         assert len(ds) == layouts['levir_cd']['counts']['val']
         assert all('/val/' in d['img_path'][0] for d in ds)
 
-    def test_cdd_labels_are_not_strict(self, layouts):
+    def test_cdd_labels_are_thresholded(self, layouts):
         ds = CDDDataset(layouts['cdd']['data_root'], split='test', **FAST)
-        assert ds[0]['label_strict'] is False
+        assert ds[0]['label_encoding'] == 'threshold'
         assert ds[0]['label_threshold'] == 128
+
+    @pytest.mark.parametrize('cls,encoding', [
+        (LEVIRCDDataset, '0/255'), (WHUCDDataset, '0/255'), (CLCDDataset, '0/255'),
+        (SYSUCDDataset, '0/255'), (S2LookingDataset, '0/255'), (DSIFNDataset, '0/255'),
+        (CDDDataset, 'threshold'), (SECONDDataset, '0/255'), (LandsatSCDDataset, '0/255')])
+    def test_official_label_encoding(self, cls, encoding):
+        assert cls.LABEL_ENCODING == encoding  # documented in mmrs/datasets/README.md
 
 
 class TestSemanticLayouts:

@@ -1,15 +1,18 @@
-"""LoadBitemporalImages / LoadChangeAnnotations: GeoTIFF metadata, band handling, bad inputs."""
+"""LoadBitemporalImages / LoadChangeAnnotations: GeoTIFF metadata, band handling, label
+encodings (a dataset setting), palette PNGs, bad inputs."""
 import re
 
 import cv2
 import numpy as np
 import pytest
 import rasterio
-from rasterio.crs import CRS
 from affine import Affine
+from PIL import Image
+from rasterio.crs import CRS
 
 from mmrs.datasets.transforms import (LoadBitemporalImages, LoadChangeAnnotations,
-                                      PackChangeInputs, binarize_change_label, rgb_to_index)
+                                      PackChangeInputs, PairedResize, decode_change_label,
+                                      read_label, read_raster, rgb_to_index)
 
 TRANSFORM = Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 4500000.0)  # UTM 33N, 10 m pixels
 
@@ -118,6 +121,29 @@ class TestLoadImages:
         np.testing.assert_array_equal(res['img'][0], imgs[0])
 
 
+class TestSharedReader:
+    """One reader for datasets, panels and eval: file paths and fileio bytes agree."""
+
+    def test_bytes_through_fileio_equal_path_reads(self, tmp_path):
+        rgb = np.random.default_rng(5).integers(0, 255, (5, 4, 3), dtype=np.uint8)
+        for path in (write_png(tmp_path / 'x.png', rgb), write_tif(tmp_path / 'x.tif', rgb)):
+            by_path, meta = read_raster(path)
+            by_bytes, meta_bytes = read_raster(path, backend_args=dict(backend='local'))
+            np.testing.assert_array_equal(by_path, rgb)
+            np.testing.assert_array_equal(by_bytes, rgb)
+            assert meta == meta_bytes
+        idx = np.eye(4, dtype=np.uint8)
+        label = write_palette_png(tmp_path / 'p.png', idx, [[0, 0, 0], [9, 9, 9]])
+        got, _ = read_label(label, backend_args=dict(backend='local'))
+        np.testing.assert_array_equal(got[..., 0], idx)
+
+    def test_panels_use_the_same_reader(self, tmp_path):
+        from mmrs.visualization import read_image
+        data = np.random.default_rng(6).integers(0, 4000, (3, 4, 5), dtype=np.uint16)
+        path = write_tif(tmp_path / 'm.tif', data)
+        np.testing.assert_array_equal(read_image(path), read_raster(path)[0])
+
+
 class TestLoadImagesErrors:
 
     def test_size_mismatch_names_both_files(self, tmp_path):
@@ -157,37 +183,114 @@ def with_label(results, tmp_path, label, name='label.png', key='seg_map_path'):
     return results
 
 
+def write_palette_png(path, indices: np.ndarray, palette: list) -> str:
+    """A "P" mode PNG: the file stores ``indices``, a viewer shows ``palette[indices]``."""
+    img = Image.fromarray(indices.astype(np.uint8), mode='P')
+    flat = [v for colour in palette for v in colour]
+    img.putpalette(flat + [0] * (768 - len(flat)))
+    img.save(path)
+    return str(path)
+
+
 class TestLoadAnnotations:
 
-    @pytest.mark.parametrize('high,ignore', [(255, False), (1, False), (1, True)])
-    def test_accepted_encodings(self, image_pair, tmp_path, high, ignore):
+    @pytest.mark.parametrize('encoding,high,ignore', [('0/255', 255, False), ('0/1', 1, False),
+                                                      ('0/1/255', 1, True)])
+    def test_declared_encodings(self, image_pair, tmp_path, encoding, high, ignore):
         label = np.zeros((6, 7), np.uint8)
         label[:2] = high
         if ignore:
             label[5] = 255
-        res = annotate(with_label(image_pair, tmp_path, label))
-        want = (label == high).astype(np.uint8)
+        res = with_label(image_pair, tmp_path, label)
+        res['label_encoding'] = encoding  # as the dataset passes it
+        out = annotate(res)
+        want = np.zeros((6, 7), np.uint8)
+        want[:2] = 1
         if ignore:
             want[5] = 255
-        np.testing.assert_array_equal(res['gt_seg_map'], want)
-        assert res['seg_fields'] == ['gt_seg_map']
+        np.testing.assert_array_equal(out['gt_seg_map'], want)
+        assert out['seg_fields'] == ['gt_seg_map']
 
-    def test_unexpected_values_name_file_and_values(self, image_pair, tmp_path):
+    def test_no_change_tile_of_an_ignore_dataset_is_not_changed(self, image_pair, tmp_path):
+        """{0, 1, 255 = ignore} dataset, a tile without change: only 0 and 255 in the file.
+
+        Guessing from the file's values reads it as 0/255 and calls the ignored border
+        "changed"; the declared encoding keeps it ignored.
+        """
         label = np.zeros((6, 7), np.uint8)
-        label[0], label[1] = 255, 17
+        label[:, 5:] = 255  # ignored border, no changed pixel at all
         res = with_label(image_pair, tmp_path, label)
+        res['label_encoding'] = '0/1/255'
+        out = annotate(res)
+        assert not (out['gt_seg_map'] == 1).any()
+        np.testing.assert_array_equal(out['gt_seg_map'][:, 5:], 255)
+        np.testing.assert_array_equal(out['gt_seg_map'][:, :5], 0)
+
+    def test_encoding_argument_overrides_dataset(self, image_pair, tmp_path):
+        label = np.zeros((6, 7), np.uint8)
+        label[0] = 1
+        res = with_label(image_pair, tmp_path, label)
+        res['label_encoding'] = '0/255'
+        out = annotate(dict(res), label_encoding='0/1')
+        assert int(out['gt_seg_map'].sum()) == 7
+        with pytest.raises(ValueError, match='label_encoding'):
+            LoadChangeAnnotations(label_encoding='0-255')
+
+    @pytest.mark.parametrize('encoding,values,odd', [('0/255', (0, 1), '[1]'),
+                                                     ('0/1', (0, 255), '[255]'),
+                                                     ('0/1/255', (0, 1, 17), '[17]')])
+    def test_values_outside_the_encoding_name_file(self, image_pair, tmp_path, encoding,
+                                                   values, odd):
+        label = np.zeros((6, 7), np.uint8)
+        for row, value in enumerate(values):
+            label[row] = value
+        res = with_label(image_pair, tmp_path, label)
+        res['label_encoding'] = encoding
         with pytest.raises(ValueError) as err:
             annotate(res)
-        assert res['seg_map_path'] in str(err.value) and '17' in str(err.value)
+        msg = str(err.value)
+        assert res['seg_map_path'] in msg and odd in msg and repr(encoding) in msg
 
-    def test_non_strict_threshold_from_results(self, image_pair, tmp_path):
+    def test_default_encoding_is_0_255(self, image_pair, tmp_path):
+        label = np.zeros((6, 7), np.uint8)
+        label[0] = 1  # a 0/1 file under the default 0/255 encoding: an error, not a guess
+        res = with_label(image_pair, tmp_path, label)
+        with pytest.raises(ValueError, match=r"'0/1'"):  # the hint names the fitting one
+            annotate(res)
+
+    def test_threshold_encoding_from_results(self, image_pair, tmp_path):
         label = np.array([[0, 3, 120, 130, 250, 255, 9]] * 6, np.uint8)
         res = with_label(image_pair, tmp_path, label)
-        res.update(label_strict=False, label_threshold=125)  # as CDDDataset passes them
+        res.update(label_encoding='threshold', label_threshold=125)  # as CDDDataset does
         out = annotate(res)
         np.testing.assert_array_equal(out['gt_seg_map'][0], [0, 0, 0, 1, 1, 1, 0])
-        out = annotate(dict(res), strict=False, label_threshold=5)
+        out = annotate(dict(res), label_threshold=5)
         np.testing.assert_array_equal(out['gt_seg_map'][0], [0, 0, 1, 1, 1, 1, 1])
+
+    def test_threshold_accepts_lossy_grey_rgb(self, image_pair, tmp_path):
+        rgb = np.zeros((6, 7, 3), np.uint8)
+        rgb[:3] = (250, 255, 247)  # JPEG-ish grey: channels not exactly equal
+        rgb[3:] = (4, 0, 6)
+        res = with_label(image_pair, tmp_path, rgb)
+        res['label_encoding'] = 'threshold'
+        np.testing.assert_array_equal(annotate(res)['gt_seg_map'][:, 0], [1, 1, 1, 0, 0, 0])
+
+    def test_palette_png_gives_indices(self, image_pair, tmp_path):
+        """A "P" mode 0/1 label whose palette shows 1 as red: the indices are the labels."""
+        idx = np.zeros((6, 7), np.uint8)
+        idx[2:4] = 1
+        image_pair['seg_map_path'] = write_palette_png(tmp_path / 'p.png', idx,
+                                                       [[0, 0, 0], [255, 0, 0]])
+        assert Image.open(image_pair['seg_map_path']).mode == 'P'
+        image_pair['label_encoding'] = '0/1'
+        np.testing.assert_array_equal(annotate(image_pair)['gt_seg_map'], idx)
+
+    def test_plain_grey_png(self, image_pair, tmp_path):
+        label = np.zeros((6, 7), np.uint8)
+        label[2:4] = 255
+        res = with_label(image_pair, tmp_path, label)
+        assert Image.open(res['seg_map_path']).mode == 'L'
+        np.testing.assert_array_equal(annotate(res)['gt_seg_map'], label // 255)
 
     def test_rgb_label_rejected_grey_rgb_accepted(self, image_pair, tmp_path):
         grey = np.zeros((6, 7, 3), np.uint8)
@@ -210,10 +313,44 @@ class TestLoadAnnotations:
         out = annotate(image_pair)
         assert 'gt_seg_map' not in out
 
-    def test_binarize_helper(self):
-        assert binarize_change_label(np.array([0, 255]), 'x').tolist() == [0, 1]
+    def test_corrupt_label_names_file(self, image_pair, tmp_path):
+        bad = tmp_path / 'bad.png'
+        bad.write_bytes(b'\x89PNG garbage' * 10)
+        image_pair['seg_map_path'] = str(bad)
+        with pytest.raises(OSError, match=re.escape(str(bad))):
+            annotate(image_pair)
+
+    def test_decode_helper(self):
+        assert decode_change_label(np.array([0, 255]), '0/255', 'x').tolist() == [0, 1]
+        assert decode_change_label(np.array([0, 255]), '0/1/255', 'x').tolist() == [0, 255]
         with pytest.raises(ValueError, match='x.png'):
-            binarize_change_label(np.array([0, 2]), 'x.png')
+            decode_change_label(np.array([0, 2]), '0/255', 'x.png')
+
+
+class TestAnnotationsAfterGeometry:
+    """mmseg test-style pipeline: load, resize, load annotations, pack."""
+
+    def test_labels_stay_at_original_size_outside_seg_fields(self, tmp_path):
+        rng = np.random.default_rng(4)
+        paths = [write_png(tmp_path / f'{k}.png', rng.integers(0, 255, (6, 8, 3), np.uint8))
+                 for k in 'ab']
+        label = np.zeros((6, 8), np.uint8)
+        label[:, :3] = 255
+        res = load(paths)
+        res['seg_map_path'] = write_png(tmp_path / 'l.png', label)
+        res = PairedResize(scale=(16, 12))(res)
+        assert res['img_shape'] == (12, 16)
+        out = annotate(res)
+        assert out['gt_seg_map'].shape == (6, 8)  # original size, as the metric compares
+        assert 'gt_seg_map' not in out['seg_fields']
+        np.testing.assert_array_equal(out['gt_seg_map'], label // 255)
+
+    def test_before_geometry_labels_move_with_images(self, tmp_path):
+        paths = [write_png(tmp_path / f'{k}.png', np.zeros((6, 8, 3), np.uint8)) for k in 'ab']
+        res = load(paths)
+        res['seg_map_path'] = write_png(tmp_path / 'l.png', np.zeros((6, 8), np.uint8))
+        out = PairedResize(scale=(16, 12))(annotate(res))
+        assert out['gt_seg_map'].shape == (12, 16)
 
 
 class TestSemanticAnnotations:

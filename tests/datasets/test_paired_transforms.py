@@ -9,6 +9,7 @@ import copy
 import numpy as np
 import pytest
 import torch
+from rasterio.transform import Affine, xy
 
 from mmrs.datasets.transforms import (BitemporalPhotoMetricDistortion, ExchangeTime,
                                       PackChangeInputs, PairedPad, PairedRandomCrop,
@@ -48,6 +49,62 @@ def assert_correspondence(out: dict) -> None:
     assert out['img_shape'] == d1.shape[:2] == out['gt_seg_map'].shape
 
 
+T1 = Affine(2.0, 0.25, 1000.0, 0.5, -2.0, 5000.0)  # rotated grid: a mixed-up axis shows
+T2 = Affine(2.0, 0.0, 1001.0, 0.0, -2.0, 4999.0)
+
+
+def coord_label(rows: np.ndarray, cols: np.ndarray, k: int) -> np.ndarray:
+    """Label ``k`` of source pixel ``(row, col)``: blocks of 3x2 with varied ids."""
+    return ((rows // 3) * 5 + (cols // 2) * 3 + k) % 7
+
+
+def coordinate_results() -> dict:
+    """Date 1's bands are its source row + 0.5, col + 0.5, a valid flag (0 in padding) and
+    noise; date 2 = date 1 + OFFSET; labels are functions of the source pixel."""
+    rows, cols = np.mgrid[:H, :W]
+    noise = np.random.default_rng(0).normal(size=(H, W, C - 3)) * 50
+    d1 = np.concatenate([np.stack([rows + 0.5, cols + 0.5, np.ones((H, W))], -1), noise],
+                        axis=-1)
+    geo = [dict(crs='X', transform=tuple(T1)[:6]), dict(crs='X', transform=tuple(T2)[:6])]
+    maps = {key: coord_label(rows, cols, k).astype(np.uint8)
+            for k, key in enumerate(('gt_seg_map', 'gt_seg_map_from', 'gt_seg_map_to'))}
+    return dict(img=[d1, d1 + OFFSET.astype(np.float64)], img_shape=(H, W), ori_shape=(H, W),
+                geo_meta=geo, seg_fields=list(maps), **maps)
+
+
+def assert_chain_oracle(out: dict) -> None:
+    d1, d2 = out['img']
+    valid = d1[..., 2]
+    inside = valid > 1 - 1e-6
+    padding = valid == 0
+    assert inside.any() and (inside | padding).all()  # padding only after the resize
+    np.testing.assert_allclose((d2 - d1)[inside], np.broadcast_to(OFFSET, d1.shape)[inside],
+                               atol=1e-3)
+    for key in ('gt_seg_map', 'gt_seg_map_from', 'gt_seg_map_to'):
+        assert out[key].shape == d1.shape[:2]
+        assert (out[key][padding] == 255).all()
+    # an enlarging resize repeats the border pixels (clamped): leave a 2 px ring out
+    rows, cols = np.nonzero(inside)
+    trusted = np.zeros_like(inside)
+    trusted[rows.min() + 2:rows.max() - 1, cols.min() + 2:cols.max() - 1] = True
+    src_r, src_c = d1[..., 0], d1[..., 1]
+    # the labels hold the source pixel under each pixel centre (ties at pixel edges skipped)
+    clear = trusted & (np.abs(src_r - np.round(src_r)) > 1e-4) & (
+        np.abs(src_c - np.round(src_c)) > 1e-4)
+    assert clear.sum() >= 0.3 * trusted.sum() > 0
+    for k, key in enumerate(('gt_seg_map', 'gt_seg_map_from', 'gt_seg_map_to')):
+        want = coord_label(np.floor(src_r[clear]).astype(int),
+                           np.floor(src_c[clear]).astype(int), k)
+        np.testing.assert_array_equal(out[key][clear], want)
+    # and each date's geo transform maps the pixel to its source pixel's world coordinate
+    rr, cc = np.nonzero(trusted)
+    for date, t_src in enumerate((T1, T2)):
+        x, y = xy(Affine(*out['geo_meta'][date]['transform']), rr, cc, offset='center')
+        x_src, y_src = t_src @ (src_c[trusted], src_r[trusted])
+        np.testing.assert_allclose(x, x_src, atol=1e-4)
+        np.testing.assert_allclose(y, y_src, atol=1e-4)
+
+
 EXACT = [
     PairedRandomFlip(prob=1.0),
     PairedRandomRotate90(prob=1.0),
@@ -72,14 +129,22 @@ class TestCorrespondence:
         assert changed == len(SEEDS)  # the transform really did something every time
 
     def test_chain_keeps_correspondence(self):
+        """Every step of a training chain runs, the resize included; each output pixel is
+        checked against the source pixel its bands say it came from."""
         chain = [PairedRandomRotate90(0.5), PairedRandomFlip(0.5), PairedRandomCrop(12),
-                 PairedRandomResize((16, 16), ratio_range=(0.5, 2.0))]
+                 PairedRandomResize((16, 16), ratio_range=(0.5, 2.0)),
+                 PairedPad(size_divisor=8)]
+        ran = dict(flip=0, rot=0, up=0, down=0)
         for seed in SEEDS:
             np.random.seed(seed)
-            out = make_results(seed)
-            for t in chain[:3]:
+            out = coordinate_results()
+            for t in chain:
                 out = t(out)
-            assert_correspondence(out)
+            ran['flip'] += out['flip']
+            ran['rot'] += out['rotate90_k'] != 0
+            ran['up' if out['scale_factor'][0] > 1 else 'down'] += 1
+            assert_chain_oracle(out)
+        assert all(ran.values()), ran  # flips, turns, enlarging and shrinking all happened
 
     def test_flip_directions(self):
         for direction, axes in (('horizontal', 1), ('vertical', 0), ('diagonal', (0, 1))):
@@ -265,3 +330,27 @@ class TestPack:
         img64 = np.zeros((4, 5), np.float64)
         out = PackChangeInputs()(dict(img=[img64, img64]))
         assert out['inputs'].dtype == torch.float32 and tuple(out['inputs'].shape) == (2, 1, 4, 5)
+
+    def test_nodata_mask_and_geometry_metainfo(self):
+        np.random.seed(0)
+        res = make_results()
+        mask = np.zeros((H, W), bool)
+        mask[:3, :4] = True
+        res['nodata_mask'] = mask
+        for t in (PairedRandomRotate90(prob=1.0), PairedRandomCrop((20, 18)),
+                  PairedPad(size=(32, 32))):
+            res = t(res)
+        sample = PackChangeInputs()(res)['data_samples']
+        assert sample.nodata_mask.data.dtype == torch.bool
+        np.testing.assert_array_equal(sample.nodata_mask.data[0].numpy(), mask)  # untouched
+        meta = sample.metainfo
+        assert meta['rotate90_k'] in (1, 2, 3) and len(meta['crop_bbox']) == 4
+        h, w = res['img'][0].shape[:2]
+        crop_h, crop_w = meta['crop_bbox'][1] - meta['crop_bbox'][0], \
+            meta['crop_bbox'][3] - meta['crop_bbox'][2]
+        assert meta['img_padding_size'] == (0, w - crop_w, 0, h - crop_h)
+        assert set(meta['transformed_gt_fields']) == {'gt_sem_seg', 'gt_sem_seg_from',
+                                                      'gt_sem_seg_to'}
+        assert meta['ori_geo_meta'] == [dict(crs='A'), dict(crs='B')]
+        # labels loaded after the geometric steps are not on the pipeline grid
+        assert PackChangeInputs()(make_results())['data_samples'].transformed_gt_fields == ()

@@ -17,8 +17,9 @@ import rasterio
 
 from mmrs.datasets.synthetic import (SEMANTIC_CLASSES, SyntheticChangeDataset, generate_pair,
                                      write_synthetic_dataset)
-from mmrs.datasets.synthetic import generator
+from mmrs.datasets.synthetic import changes, generator
 from mmrs.datasets.synthetic.generator import SUBDIRS, sample_seed, tile_origin
+from mmrs.datasets.synthetic.scene import BUILDING, GROUND, ROAD, VEGETATION, Scene
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COUNTS = dict(train=4, val=2, test=3)
@@ -48,18 +49,105 @@ def test_generate_pair_is_deterministic():
     assert generate_pair(7, SIZE, bands=4).img_to.shape == (SIZE, SIZE, 4)
 
 
-@pytest.mark.parametrize('seed', range(6))
-def test_labels_are_exact(seed):
-    pair = generate_pair([seed, 1], 128)
-    changed = pair.class_from != pair.class_to
-    assert set(np.unique(pair.class_from)) <= {1, 2, 3, 4, 5}
-    assert set(np.unique(pair.class_to)) <= {1, 2, 3, 4, 5}
-    np.testing.assert_array_equal(pair.change, changed.astype(np.uint8))
-    np.testing.assert_array_equal(pair.label_from, np.where(changed, pair.class_from, 0))
-    np.testing.assert_array_equal(pair.label_to, np.where(changed, pair.class_to, 0))
-    # SECOND convention: semantic labels are 0 exactly where nothing changed.
-    np.testing.assert_array_equal(pair.label_from == 0, pair.change == 0)
-    np.testing.assert_array_equal(pair.label_to == 0, pair.change == 0)
+def hand_made_scenes(size: int = 32) -> tuple[Scene, Scene, dict[str, np.ndarray]]:
+    """Date-1 / date-2 land cover drawn by hand, and the labels they must give.
+
+    Date 1: ground, a vegetation block (rows 20-27, columns 20-27) and one building (rows
+    4-7, columns 4-7). Date 2: the building is demolished (ground), a road crosses row 15
+    and the top half of the vegetation block is cleared (ground). Everything else is equal.
+    """
+    classes = np.full((size, size), GROUND, np.uint8)
+    classes[20:28, 20:28] = VEGETATION
+    ids = np.zeros((size, size), np.int32)
+    classes[4:8, 4:8], ids[4:8, 4:8] = BUILDING, 1
+    before = Scene(classes, ids, np.array([[0, 0, 0, 0], [0.7, 0.3, 0.2, 0.3]]),
+                   np.zeros(2, np.int8))
+    after = before.copy()
+    after.classes[4:8, 4:8], after.building_ids[4:8, 4:8] = GROUND, 0
+    after.classes[15, :] = ROAD
+    after.classes[20:24, 20:28] = GROUND
+    change = np.zeros((size, size), np.uint8)
+    label_from = np.zeros((size, size), np.uint8)
+    label_to = np.zeros((size, size), np.uint8)
+    for rows, cols, frm, to in (((4, 8), (4, 8), BUILDING, GROUND), ((15, 16), (0, size), GROUND,
+                                ROAD), ((20, 24), (20, 28), VEGETATION, GROUND)):
+        area = np.s_[rows[0]:rows[1], cols[0]:cols[1]]
+        change[area], label_from[area], label_to[area] = 1, frm, to
+    return before, after, dict(change=change, label_from=label_from, label_to=label_to)
+
+
+class TestKnownAnswerLabels:
+    """The generator's labels checked against scenes whose answer is written out by hand."""
+
+    @pytest.fixture
+    def pair(self, monkeypatch):
+        before, after, want = hand_made_scenes()
+        monkeypatch.setattr(generator, 'draw_layout', lambda rng, size: before.copy())
+        monkeypatch.setattr(generator, 'simulate_changes', lambda scene, rng: after.copy())
+        return generate_pair(0, 32), want
+
+    def test_labels_of_a_hand_made_scene(self, pair):
+        pair, want = pair
+        for key in ('change', 'label_from', 'label_to'):
+            np.testing.assert_array_equal(getattr(pair, key), want[key], err_msg=key)
+
+    def test_written_label_files(self, pair, tmp_path):
+        pair, want = pair
+        for sub in SUBDIRS:
+            (tmp_path / sub).mkdir()
+        generator.write_sample(tmp_path, 'x', pair)
+        files = {}
+        for sub in ('label', 'label_from', 'label_to'):
+            with rasterio.open(tmp_path / sub / 'x.tif') as src:
+                files[sub] = src.read(1)
+        np.testing.assert_array_equal(files['label'], want['change'] * 255)  # 0 / 255
+        np.testing.assert_array_equal(files['label_from'], want['label_from'])
+        np.testing.assert_array_equal(files['label_to'], want['label_to'])
+
+    def test_images_differ_exactly_at_the_known_change(self, without_nuisance, monkeypatch):
+        before, after, want = hand_made_scenes()
+        monkeypatch.setattr(generator, 'draw_layout', lambda rng, size: before.copy())
+        monkeypatch.setattr(generator, 'simulate_changes', lambda scene, rng: after.copy())
+        pair = generate_pair(0, 32)
+        differs = (pair.img_from != pair.img_to).any(axis=-1)
+        np.testing.assert_array_equal(differs, want['change'].astype(bool))
+
+    def test_demolition_event_clears_class_and_roof(self):
+        before, _, _ = hand_made_scenes()
+        scene = before.copy()
+        changes._demolish(scene, np.random.default_rng(0))  # the only building goes
+        want = before.classes.copy()
+        want[4:8, 4:8] = GROUND
+        np.testing.assert_array_equal(scene.classes, want)
+        assert not scene.building_ids.any()  # rendered as ground too, not as a roof
+
+
+@pytest.fixture
+def without_nuisance(monkeypatch):
+    """Render both dates with the same season, no shadows and a noise-free sensor, so the
+    only image differences left are land-cover differences."""
+    real_render = generator.render
+    monkeypatch.setattr(generator, 'render',
+                        lambda scene, tex, season, shadow: real_render(scene, tex, 0.0, 0))
+    monkeypatch.setattr(generator, 'acquire', lambda refl, rng, bands: np.clip(
+        refl[..., :bands] * 255 + 0.5, 0, 255).astype(np.uint8))
+
+
+@pytest.mark.parametrize('seed', range(30, 50))
+def test_labels_equal_where_the_images_differ(without_nuisance, seed):
+    """Measured on the images by numpy: a pixel is labelled changed iff it looks different.
+
+    Seeds 32, 46 and 47 once built a new building on the footprint of a demolished one:
+    visibly changed, labelled unchanged.
+    """
+    pair = generate_pair([seed, 1], 64)
+    differs = (pair.img_from != pair.img_to).any(axis=-1)
+    np.testing.assert_array_equal(pair.change.astype(bool), differs)
+    changed = differs
+    np.testing.assert_array_equal(pair.label_from == 0, ~changed)
+    np.testing.assert_array_equal(pair.label_to == 0, ~changed)
+    assert set(np.unique(pair.label_from[changed])) <= {1, 2, 3, 4, 5}
+    assert (pair.label_from[changed] != pair.label_to[changed]).all()
 
 
 def test_no_change_scene_differs_only_by_nuisance():

@@ -1,9 +1,13 @@
-"""Tests of SCDMetric against plain numpy re-derivations of each convention.
+"""Tests of SCDMetric against independent answers.
 
-The references below are written from the papers' / repositories' definitions and do not
-call mmrs.evaluation.functional: the confusion matrix is built with ``np.add.at`` in the
-papers' orientation (rows = prediction, columns = ground truth), the open-cd variant from
-mmseg-style per-class areas, and the from-to variant with its own encoding loop.
+Two kinds of oracle, neither of which uses :mod:`mmrs.evaluation.functional`:
+
+- known-answer fixtures: tiny maps whose confusion matrices and scores are derived by hand
+  in the comments (fractions, then the definitions: SeK = kappa without the (0, 0) entry x
+  exp(IoU_c - 1), Fscd = F1 of correct changed pixels);
+- torchmetrics on random SECOND-like maps: accuracy, Jaccard index and Cohen's kappa of the
+  pixels themselves (kappa "without (0, 0)" = kappa of the pixels that are not unchanged in
+  both prediction and ground truth), combined by the papers' definitions.
 """
 import math
 
@@ -11,10 +15,12 @@ import numpy as np
 import pytest
 import torch
 from mmengine.structures import PixelData
+from torchmetrics.functional.classification import (multiclass_accuracy,
+                                                    multiclass_cohen_kappa,
+                                                    multiclass_jaccard_index)
 
 from mmrs.evaluation import SCDMetric
-from mmrs.evaluation.functional import (from_to_labels, nanmean_iou, opencd_sek,
-                                        scd_metrics)
+from mmrs.evaluation.functional import from_to_labels, nanmean_iou, opencd_sek, scd_metrics
 from mmrs.registry import METRICS
 from mmrs.structures import ChangeDataSample
 
@@ -23,75 +29,59 @@ K = 6  # SECOND land-cover classes
 TOL = 1e-6
 
 
-# ----------------------------------------------------------------------------- references
-def ref_hist(pred: np.ndarray, gt: np.ndarray, n: int) -> np.ndarray:
-    """Paper orientation: q[i, j] = pixels predicted i with ground truth j (gt 255 dropped)."""
-    q = np.zeros((n, n), dtype=np.int64)
-    keep = gt != IGNORE
-    np.add.at(q, (pred[keep].astype(int), gt[keep].astype(int)), 1)
-    return q
-
-
-def ref_second(q: np.ndarray) -> dict[str, float]:
-    """Yang et al. (SECOND) mIoU / SeK / Score and Ding et al. Fscd from q (rows = pred)."""
-    q = q.astype(np.float64)
-    total, q00 = q.sum(), q[0, 0]
-    iou_nc = q00 / (q[0, :].sum() + q[:, 0].sum() - q00)
-    iou_c = q[1:, 1:].sum() / (total - q00)
-    q_hat = q.copy()
-    q_hat[0, 0] = 0
-    s = q_hat.sum()
-    p_o = np.trace(q_hat) / s
-    p_e = np.sum(q_hat.sum(axis=0) * q_hat.sum(axis=1)) / s**2
-    kappa_hat = (p_o - p_e) / (1 - p_e)
-    sek = kappa_hat * math.exp(iou_c - 1)
+# ----------------------------------------------------------------------------- torchmetrics
+def tm_scores(pred: torch.Tensor, gt: torch.Tensor, n: int) -> dict[str, float]:
+    """SECOND-convention scores of flat class maps (ignored pixels already removed)."""
+    oa = multiclass_accuracy(pred, gt, num_classes=n, average='micro').item()
+    iou_nc, iou_c = multiclass_jaccard_index((pred != 0).long(), (gt != 0).long(),
+                                             num_classes=2, average='none').tolist()
+    keep = (pred != 0) | (gt != 0)
+    kappa_n0 = multiclass_cohen_kappa(pred[keep], gt[keep], num_classes=n).item()
+    sek = kappa_n0 * math.exp(iou_c - 1)
+    correct = ((pred == gt) & (gt != 0)).sum().item()
+    psc, rsc = correct / (pred != 0).sum().item(), correct / (gt != 0).sum().item()
     miou = (iou_nc + iou_c) / 2
-    correct_changed = np.trace(q[1:, 1:])
-    psc = correct_changed / q[1:, :].sum()  # rows = prediction
-    rsc = correct_changed / q[:, 1:].sum()  # columns = ground truth
-    return {
-        'mIoU': miou, 'SeK': sek, 'Score': 0.3 * miou + 0.7 * sek,
-        'Fscd': 2 * psc * rsc / (psc + rsc), 'IoU_nc': iou_nc, 'IoU_c': iou_c,
-        'OA': np.trace(q) / total, 'kappa_n0': kappa_hat, 'Psc': psc, 'Rsc': rsc,
-    }
+    return {'OA': oa, 'IoU_nc': iou_nc, 'IoU_c': iou_c, 'mIoU': miou, 'kappa_n0': kappa_n0,
+            'SeK': sek, 'Psc': psc, 'Rsc': rsc, 'Fscd': 2 * psc * rsc / (psc + rsc),
+            'Score': 0.3 * miou + 0.7 * sek}
 
 
-def ref_areas(pred: np.ndarray, gt: np.ndarray, n: int) -> tuple[np.ndarray, ...]:
-    """mmseg intersect_and_union: per-class intersect, union, pred and label areas."""
-    keep = gt != IGNORE
-    p, g = pred[keep], gt[keep]
-    hist = lambda x: np.histogram(x, bins=n, range=(0, n))[0].astype(np.float64)  # noqa: E731
-    intersect, area_p, area_g = hist(p[p == g]), hist(p), hist(g)
-    return intersect, area_p + area_g - intersect, area_p, area_g
+def tm_present_miou(pred: torch.Tensor, gt: torch.Tensor, n: int) -> float:
+    """mmseg's mIoU: mean Jaccard over the classes present in prediction or ground truth."""
+    ious = multiclass_jaccard_index(pred, gt, num_classes=n, average='none')
+    present = torch.zeros(n, dtype=torch.bool)
+    present[torch.unique(torch.cat([pred, gt]))] = True
+    return ious[present].mean().item()
 
 
-def ref_opencd(binary_areas: list, semantic_areas: list) -> dict[str, float]:
-    """open-cd SCDMetric(cal_sek=True): binary/semantic nanmean mIoU, SeK, SCD_Score."""
-    b_int, b_uni = sum(a[0] for a in binary_areas), sum(a[1] for a in binary_areas)
-    s_int, s_uni, s_pred, s_lab = (sum(a[i] for a in semantic_areas) for i in range(4))
-    binary_miou = np.nanmean(b_int / b_uni)
-    semantic_miou = np.nanmean(s_int / s_uni)
-    tp0 = s_int[0]
-    s_int, s_pred, s_lab = s_int.copy(), s_pred.copy(), s_lab.copy()
-    s_int[0] -= tp0
-    s_pred[0] -= tp0
-    s_lab[0] -= tp0
-    po = s_int.sum() / s_lab.sum()
-    pe = (s_lab * s_pred).sum() / s_pred.sum()**2
-    kappa0 = (po - pe) / (1 - pe)
-    iou_fg = (s_lab[1:].sum() - s_pred[0]) / s_lab.sum()
-    sek = kappa0 * math.exp(iou_fg) / math.e
-    return {'binary_mIoU': binary_miou, 'semantic_mIoU': semantic_miou, 'SeK': sek,
-            'SCD_Score': 0.3 * binary_miou + 0.7 * sek}
+def flat(all_maps: list[dict], key: str) -> torch.Tensor:
+    return torch.cat([torch.as_tensor(m[key]).reshape(-1) for m in all_maps]).long()
 
 
-def ref_from_to(change: np.ndarray, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """MambaCD encoding, pixel by pixel: (A - 1) * K + B where changed, else 0."""
-    out = np.zeros(change.shape, dtype=np.int64)
-    for idx in np.ndindex(change.shape):
-        if change[idx] == 1:
-            out[idx] = (int(src[idx]) - 1) * K + int(dst[idx])
-    return out
+def semantic_pixels(all_maps: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both dates' semantic pixels, predictions masked by the predicted change (the SECOND /
+    SCanNet evaluation), each date's own ignored pixels dropped."""
+    change = flat(all_maps, 'pred_sem_seg') != 0
+    preds, gts = [], []
+    for date in ('from', 'to'):
+        pred = flat(all_maps, f'pred_sem_seg_{date}') * change
+        gt = flat(all_maps, f'gt_sem_seg_{date}')
+        keep = gt != IGNORE
+        preds.append(pred[keep])
+        gts.append(gt[keep])
+    return torch.cat(preds), torch.cat(gts)
+
+
+def from_to_pixels(all_maps: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
+    """MambaCD's from-to classes: changed A -> B is (A - 1) * K + B, unchanged 0."""
+    def codes(prefix: str) -> torch.Tensor:
+        change = flat(all_maps, f'{prefix}_sem_seg')
+        src, dst = flat(all_maps, f'{prefix}_sem_seg_from'), flat(all_maps, f'{prefix}_sem_seg_to')
+        return torch.where(change == 1, (src - 1) * K + dst, torch.zeros_like(src))
+
+    keep = ((flat(all_maps, 'gt_sem_seg') != IGNORE) & (flat(all_maps, 'gt_sem_seg_from') != IGNORE)
+            & (flat(all_maps, 'gt_sem_seg_to') != IGNORE))
+    return codes('pred')[keep], codes('gt')[keep]
 
 
 # ----------------------------------------------------------------------------- fixtures
@@ -152,46 +142,30 @@ def assert_close(result: dict, expected: dict, prefix: str) -> None:
 # ----------------------------------------------------------------------------- tests
 class TestSCDMetricConventions:
 
-    def test_second_matches_paper_formulas(self, scd_data) -> None:
+    def test_second_matches_torchmetrics(self, scd_data) -> None:
         result = evaluate(SCDMetric(num_semantic_classes=K + 1), scd_data)
-        q = np.zeros((K + 1, K + 1), dtype=np.int64)
-        for m in all_maps(scd_data):
-            changed = m['pred_sem_seg'] == 1  # SCanNet/MambaCD mask the semantic argmax
-            q += ref_hist(m['pred_sem_seg_from'] * changed, m['gt_sem_seg_from'], K + 1)
-            q += ref_hist(m['pred_sem_seg_to'] * changed, m['gt_sem_seg_to'], K + 1)
-        expected = ref_second(q)
+        expected = tm_scores(*semantic_pixels(all_maps(scd_data)), K + 1)
         assert_close(result, expected, 'second/')
         assert_close(result, {k: expected[k] for k in ('mIoU', 'SeK', 'Fscd', 'Score')}, '')
         assert 0.05 < result['SeK'] < 0.9  # non-degenerate data
 
-    def test_opencd_matches_area_formulas(self, scd_data) -> None:
+    def test_opencd_matches_torchmetrics(self, scd_data) -> None:
         result = evaluate(SCDMetric(num_semantic_classes=K + 1), scd_data)
-        binary_areas, semantic_areas = [], []
-        for m in all_maps(scd_data):
-            changed = m['pred_sem_seg'] == 1
-            binary_areas.append(ref_areas(m['pred_sem_seg'], m['gt_sem_seg'], 2))
-            semantic_areas.append(
-                ref_areas(m['pred_sem_seg_from'] * changed, m['gt_sem_seg_from'], K + 1))
-            semantic_areas.append(
-                ref_areas(m['pred_sem_seg_to'] * changed, m['gt_sem_seg_to'], K + 1))
-        assert_close(result, ref_opencd(binary_areas, semantic_areas), 'opencd/')
-        # open-cd's area-based SeK is algebraically the SECOND SeK
-        assert result['opencd/SeK'] == pytest.approx(result['second/SeK'], abs=1e-9)
+        maps = all_maps(scd_data)
+        keep = flat(maps, 'gt_sem_seg') != IGNORE
+        binary_miou = tm_present_miou(flat(maps, 'pred_sem_seg')[keep],
+                                      flat(maps, 'gt_sem_seg')[keep], 2)
+        pred, gt = semantic_pixels(maps)
+        sek = tm_scores(pred, gt, K + 1)['SeK']  # open-cd's area formula is the same SeK
+        assert_close(result, {'binary_mIoU': binary_miou,
+                              'semantic_mIoU': tm_present_miou(pred, gt, K + 1), 'SeK': sek,
+                              'SCD_Score': 0.3 * binary_miou + 0.7 * sek}, 'opencd/')
 
-    def test_mambacd_matches_from_to_reencoding(self, scd_data) -> None:
+    def test_mambacd_matches_torchmetrics(self, scd_data) -> None:
         result = evaluate(SCDMetric(num_semantic_classes=K + 1), scd_data)
-        n = K * K + 1
-        q = np.zeros((n, n), dtype=np.int64)
-        for m in all_maps(scd_data):
-            ignored = ((m['gt_sem_seg'] == IGNORE) | (m['gt_sem_seg_from'] == IGNORE) |
-                       (m['gt_sem_seg_to'] == IGNORE))
-            gt = ref_from_to(m['gt_sem_seg'], m['gt_sem_seg_from'], m['gt_sem_seg_to'])
-            gt[ignored] = IGNORE
-            pred = ref_from_to(m['pred_sem_seg'], m['pred_sem_seg_from'],
-                               m['pred_sem_seg_to'])
-            q += ref_hist(pred, gt, n)
-        assert q.sum() > 0 and np.count_nonzero(np.diag(q)[1:]) > 5
-        assert_close(result, ref_second(q), 'mambacd/')
+        pred, gt = from_to_pixels(all_maps(scd_data))
+        assert len(torch.unique(gt)) > 10  # many from-to classes occur
+        assert_close(result, tm_scores(pred, gt, K * K + 1), 'mambacd/')
 
     def test_binary_block(self, scd_data) -> None:
         result = evaluate(SCDMetric(num_semantic_classes=K + 1), scd_data)
@@ -206,6 +180,47 @@ class TestSCDMetricConventions:
         assert result['binary/f1'] == pytest.approx(2 * tp / (2 * tp + fp + fn), abs=TOL)
         assert result['binary/iou'] == pytest.approx(tp / (tp + fp + fn), abs=TOL)
         assert result['binary/oa'] == pytest.approx((tp + tn) / (tp + tn + fp + fn), abs=TOL)
+
+    def test_known_answers_two_samples_with_ignore(self) -> None:
+        # K = 2 (classes 0 = no change, 1, 2); sample A is 1x4, sample B 1x2.
+        #   A gt change [1, 1, 0, 255]  from [1, 2, 0, 255]  to [2, 255, 0, 255]
+        #   A pr change [1, 0, 1, 1]    from [1, 2, 2, 1]    to [2, 1, 1, 2]
+        #   B gt change [0, 1]          from [0, 2]          to [0, 1]
+        #   B pr change [0, 1]          from [2, 2]          to [0, 2]
+        # Binary (A px3 ignored): TP 2 (A0, B1), FN 1 (A1), FP 1 (A2), TN 1 (B0)
+        #   -> f1 = 4/6, IoU_c = 2/4, IoU_nc = 1/3, open-cd binary_mIoU = 5/12.
+        # SECOND: semantic predictions masked by the predicted change, pairs (gt, pred):
+        #   date 1: A (1,1) (2,0) (0,2), B (0,0) (2,2); date 2: A (2,2) (0,1), B (0,0) (1,2)
+        #   matrix rows gt [[2,1,1],[0,1,1],[1,0,2]], n = 9, OA = 5/9
+        #   collapsed TN 2, FP 2, FN 1, TP 4 -> IoU_nc = 2/5, IoU_c = 4/7, mIoU = 17/35
+        #   without (0,0): n = 7, po = 3/7, rows [2,2,3], cols [1,2,4], pe = 18/49
+        #   -> kappa_n0 = (3/49)/(31/49) = 3/31, SeK = 3/31 * exp(-3/7)
+        #   Fscd: correct changed 3, predicted changed 6, gt changed 5 -> 2(1/2)(3/5)/(11/10)
+        #   = 6/11; open-cd semantic_mIoU = (2/5 + 1/3 + 2/5)/3 = 17/45
+        # From-to (codes (A-1)*2+B; A px1, px3 ignored): pairs (2,2) (0,3) (0,0) (3,4)
+        #   OA 1/2, TN 1 FP 1 FN 0 TP 2 -> mIoU = (1/2 + 2/3)/2 = 7/12
+        #   without (0,0): po 1/3, pe 2/9 -> kappa 1/7, SeK = exp(-1/3)/7
+        #   Fscd: correct 1, predicted changed 3, gt changed 2 -> 2(1/3)(1/2)/(5/6) = 2/5
+        a = dict(gt_sem_seg=[[1, 1, 0, 255]], gt_sem_seg_from=[[1, 2, 0, 255]],
+                 gt_sem_seg_to=[[2, 255, 0, 255]], pred_sem_seg=[[1, 0, 1, 1]],
+                 pred_sem_seg_from=[[1, 2, 2, 1]], pred_sem_seg_to=[[2, 1, 1, 2]])
+        b = dict(gt_sem_seg=[[0, 1]], gt_sem_seg_from=[[0, 2]], gt_sem_seg_to=[[0, 1]],
+                 pred_sem_seg=[[0, 1]], pred_sem_seg_from=[[2, 2]], pred_sem_seg_to=[[0, 2]])
+        batches = [[{k: np.array(v) for k, v in a.items()}],
+                   [{k: np.array(v) for k, v in b.items()}]]
+        result = evaluate(SCDMetric(num_semantic_classes=3), batches)
+        sek = 3 / 31 * math.exp(-3 / 7)
+        assert_close(result, {'f1': 2 / 3, 'iou': 0.5, 'iou_unchanged': 1 / 3}, 'binary/')
+        assert_close(result, {'OA': 5 / 9, 'IoU_nc': 2 / 5, 'IoU_c': 4 / 7, 'mIoU': 17 / 35,
+                              'kappa_n0': 3 / 31, 'SeK': sek, 'Psc': 0.5, 'Rsc': 0.6,
+                              'Fscd': 6 / 11, 'Score': 0.3 * 17 / 35 + 0.7 * sek}, 'second/')
+        assert_close(result, {'binary_mIoU': 5 / 12, 'semantic_mIoU': 17 / 45, 'SeK': sek},
+                     'opencd/')
+        assert_close(result, {'OA': 0.5, 'mIoU': 7 / 12, 'kappa_n0': 1 / 7,
+                              'SeK': math.exp(-1 / 3) / 7, 'Fscd': 0.4}, 'mambacd/')
+        # the same fixture through torchmetrics, as a check of the oracle itself
+        maps = [m for batch in batches for m in batch]
+        assert tm_scores(*semantic_pixels(maps), 3)['SeK'] == pytest.approx(sek)
 
     def test_hand_computed_example(self) -> None:
         # K = 2 (classes 0 = no change, 1, 2); one 2x2 sample.
@@ -307,6 +322,10 @@ class TestSCDMetricOptions:
     def test_size_mismatch(self, scd_data) -> None:
         maps = dict(scd_data[0][0])
         maps['gt_sem_seg_to'] = maps['gt_sem_seg_to'][:-1]
+        with pytest.raises(ValueError, match='gt_sem_seg_to of sample_idx=0 is 23x24'):
+            SCDMetric(num_semantic_classes=K + 1).process({}, [make_scd_sample(maps).to_dict()])
+        maps = dict(scd_data[0][0])
+        maps['pred_sem_seg_to'] = maps['pred_sem_seg_to'][:-1]
         with pytest.raises(ValueError, match='differ in size'):
             SCDMetric(num_semantic_classes=K + 1).process({}, [make_scd_sample(maps).to_dict()])
 

@@ -111,3 +111,44 @@ class TestChangeDataPreprocessor:
         data = dict(inputs=[torch.zeros(2, 1, 2, 2)])
         assert torch.all(pre(dict(data), training=True)['inputs'] == 1)
         assert torch.all(pre(dict(data), training=False)['inputs'] == 0)
+
+
+class TestLabelsPaddedForTrainingOnly:
+    """mmseg's rule: labels are padded in training; at test time they stay as they are."""
+
+    @staticmethod
+    def batch(training: bool) -> dict:
+        pre = ChangeDataPreprocessor(mean=[0.] * 3, std=[1.] * 3, size_divisor=32,
+                                     seg_pad_val=255)
+        samples = [make_sample(250, 250, semantic=True), make_sample(256, 200, semantic=True)]
+        for s in samples:
+            h, w = s.img_shape
+            s.nodata_mask = PixelData(data=torch.zeros(1, h, w, dtype=torch.bool))
+        inputs = [torch.rand(2, 3, 250, 250), torch.rand(2, 3, 256, 200)]
+        return pre(dict(inputs=inputs, data_samples=samples), training)
+
+    def test_eval_pads_images_only_and_records_padding(self) -> None:
+        out = self.batch(training=False)
+        assert out['inputs'].shape == (2, 2, 3, 256, 256)
+        for s, (h, w) in zip(out['data_samples'], [(250, 250), (256, 200)]):
+            for field in ('gt_sem_seg', 'gt_sem_seg_from', 'gt_sem_seg_to', 'nodata_mask'):
+                assert tuple(getattr(s, field).data.shape) == (1, h, w), field
+            assert tuple(s.padding_size) == (0, 256 - w, 0, 256 - h)
+            assert tuple(s.img_shape) == (h, w)
+
+    def test_training_pads_labels_with_seg_pad_val(self) -> None:
+        out = self.batch(training=True)
+        for s, (h, w) in zip(out['data_samples'], [(250, 250), (256, 200)]):
+            for field, value in (('gt_sem_seg', 1), ('gt_sem_seg_from', 2),
+                                 ('gt_sem_seg_to', 3)):
+                label = getattr(s, field).data
+                assert tuple(label.shape) == (1, 256, 256)
+                assert torch.all(label[:, :h, :w] == value)
+                assert torch.all(label[:, h:] == 255) and torch.all(label[:, :, w:] == 255)
+            assert tuple(s.nodata_mask.data.shape) == (1, h, w)  # never padded
+
+    def test_training_rejects_labels_off_the_image_grid(self) -> None:
+        pre = ChangeDataPreprocessor(size_divisor=32)
+        sample = make_sample(40, 40)
+        with pytest.raises(ValueError, match='same geometric transforms'):
+            pre(dict(inputs=[torch.rand(2, 3, 20, 20)], data_samples=[sample]), True)

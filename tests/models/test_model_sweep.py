@@ -1,10 +1,13 @@
 """timm-style sweep: every registered change detector, built from its base config.
 
 Each ``configs/_base_/models/*.py`` whose model is a :class:`BaseChangeDetector` is built
-with random weights and run on a tiny batch: a training step (finite loss, a finite gradient
-for every trainable parameter) and batched prediction on samples of different sizes (binary
+with random weights, shrunk by its entry in :data:`TINY_OVERRIDES` (narrower layers, same
+architecture), and run on a tiny batch: a training step (finite loss, a finite gradient for
+every trainable parameter) and batched prediction on samples of different sizes (binary
 predictions at ``ori_shape``). A detector registered without a config fails
-:func:`test_every_detector_has_a_config`, so new models are covered the moment they land.
+:func:`test_every_detector_has_a_config`, and a config without a tiny setting that really
+shrinks it fails :func:`test_tiny_overrides_shrink_the_model`, so new models are covered
+the moment they land.
 """
 import copy
 from pathlib import Path
@@ -22,9 +25,42 @@ from mmrs.structures import ChangeDataSample
 torch.set_num_threads(2)
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / 'configs' / '_base_' / 'models'
-#: Config overrides that make a model small enough for the sweep, by config file name
-#: (merged with ``Config.merge_from_dict``). The ResNet-18 configs are small enough as is.
-TINY_OVERRIDES: dict[str, dict] = {}
+_R18_TINY = {  # ResNet-18 with 8 base channels: stages of 8, 16, 32, 64 channels
+    'model.backbone.stem_channels': 8,
+    'model.backbone.base_channels': 8,
+}
+_UPER_TINY = {'in_channels': [8, 16, 32, 64], 'channels': 16}
+
+#: Config overrides (``Config.merge_from_dict`` keys) that make each model small enough for
+#: the sweep, by config file name. Every swept config needs one, and it must shrink the
+#: parameter count by at least :data:`MIN_SHRINK` (checked), so the sweep stays fast.
+TINY_OVERRIDES: dict[str, dict] = {
+    'btc_r18_upernet.py': {
+        **_R18_TINY,
+        'model.neck.in_channels': [8, 16, 32, 64],
+        **{f'model.decode_head.{k}': v for k, v in _UPER_TINY.items()},
+    },
+    'btc_r18_fpn.py': {
+        **_R18_TINY,
+        'model.neck.necks.1.in_channels': [8, 16, 32, 64],
+        'model.neck.necks.1.out_channels': 16,
+        'model.decode_head.in_channels': [16] * 4,
+        'model.decode_head.channels': 16,
+    },
+    'fc_siam_diff.py': {
+        'model.backbone.channels': (4, 8, 16, 32),
+        'model.decode_head.in_channels': (4, 8, 16, 32, 32),
+        'model.decode_head.decoder_channels': (4, 8, 16, 32),
+    },
+    'scd_r18_upernet.py': {
+        **_R18_TINY,
+        'model.neck.in_channels': [8, 16, 32, 64],
+        **{f'model.decode_head.{k}': v for k, v in _UPER_TINY.items()},
+        **{f'model.semantic_head.{k}': v for k, v in _UPER_TINY.items()},
+    },
+}
+#: How many times fewer parameters the tiny variant must have.
+MIN_SHRINK = 8
 TRAIN_SIZE = (64, 64)
 PREDICT_SIZES = [(64, 64), (48, 56)]
 
@@ -63,11 +99,44 @@ def detector_configs() -> tuple[dict[str, Config], dict[str, str]]:
 CONFIGS, LOAD_ERRORS = detector_configs()
 
 
-def build_tiny(name: str) -> BaseChangeDetector:
+def _has_parent(cfg: Config, dotted: str) -> bool:
+    """Whether the module config that ``dotted`` (``a.b.0.c``) sets a key of exists.
+
+    The key itself may be new (a constructor argument left at its default, which the build
+    rejects if it is not one), but a typo in the path to the module cannot pass silently.
+    """
+    node = cfg.to_dict()
+    for part in dotted.split('.')[:-1]:
+        if isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            return False
+    return isinstance(node, dict) and 'type' in node
+
+
+def tiny_cfg(name: str) -> Config:
     cfg = copy.deepcopy(CONFIGS[name])
-    cfg.merge_from_dict(TINY_OVERRIDES.get(name, {}))
+    overrides = TINY_OVERRIDES[name]
+    unknown = [key for key in overrides if not _has_parent(cfg, key)]
+    assert not unknown, f'{name}: TINY_OVERRIDES keys of no module in the config: {unknown}'
+    cfg.merge_from_dict(overrides)
+    for key, value in overrides.items():  # really applied
+        node = cfg
+        for part in key.split('.'):
+            node = node[int(part)] if isinstance(node, (list, tuple)) else node[part]
+        assert node == value or list(node) == list(value), (name, key, node)
+    return cfg
+
+
+def build_tiny(name: str) -> BaseChangeDetector:
     torch.manual_seed(0)
-    return MODELS.build(cfg.model)
+    return MODELS.build(tiny_cfg(name).model)
+
+
+def num_params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
 
 
 def num_bands(cfg: Config) -> int:
@@ -98,11 +167,30 @@ def test_configs_load() -> None:
 
 
 def test_every_detector_has_a_config() -> None:
-    covered = {cfg.model.type for cfg in CONFIGS.values()}
-    detectors = {name for name in MODELS.module_dict if name.endswith('ChangeDetector')}
-    missing = sorted(detectors - covered)
+    covered = {_model_class(cfg) for cfg in CONFIGS.values()}
+    detectors = {cls for cls in MODELS.module_dict.values()
+                 if isinstance(cls, type) and issubclass(cls, BaseChangeDetector)}
+    assert len(detectors) >= 2  # Siamese binary and semantic at least
+    missing = sorted(cls.__name__ for cls in detectors - covered)
     assert not missing, (f'registered change detectors without a config in '
                          f'configs/_base_/models/: {missing}')
+
+
+def test_every_config_has_a_tiny_setting() -> None:
+    assert set(TINY_OVERRIDES) == set(CONFIGS), (
+        f'configs without TINY_OVERRIDES: {sorted(set(CONFIGS) - set(TINY_OVERRIDES))}; '
+        f'stale entries: {sorted(set(TINY_OVERRIDES) - set(CONFIGS))}')
+
+
+@pytest.mark.parametrize('name', sorted(CONFIGS))
+def test_tiny_overrides_shrink_the_model(name: str) -> None:
+    full = MODELS.build(copy.deepcopy(CONFIGS[name]).model)
+    tiny = build_tiny(name)
+    assert type(tiny) is type(full)
+    # same architecture: the same modules, only narrower
+    assert [type(m) for m in tiny.modules()] == [type(m) for m in full.modules()]
+    assert num_params(tiny) * MIN_SHRINK <= num_params(full), (
+        f'{name}: tiny {num_params(tiny)} vs full {num_params(full)} parameters')
 
 
 @pytest.mark.parametrize('name', sorted(CONFIGS))

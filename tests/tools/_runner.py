@@ -33,10 +33,11 @@ default_hooks = dict(logger=dict(interval=1),
 
 
 def run_tool(*args: str, timeout: int = 600, env: dict | None = None,
-             check: bool = True) -> subprocess.CompletedProcess:
-    """Run a tool as a user would (``python tools/x.py ...`` from the repo root)."""
+             check: bool = True, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run a tool as a user would (``python tools/x.py ...`` from the repo root, or from
+    ``cwd``)."""
     full_env = dict(os.environ, PYTHONUNBUFFERED='1', **(env or {}))
-    result = subprocess.run([sys.executable, *args], cwd=REPO_ROOT, capture_output=True,
+    result = subprocess.run([sys.executable, *args], cwd=cwd or REPO_ROOT, capture_output=True,
                             text=True, timeout=timeout, env=full_env)
     if check and result.returncode != 0:
         raise AssertionError(f'{args} failed ({result.returncode}):\n{result.stdout[-4000:]}'

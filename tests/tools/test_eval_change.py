@@ -1,6 +1,7 @@
 """Tests of tools/analysis/eval_change.py, run as a user would (subprocess from the repo root).
 
-The JSON it prints is compared with torchmetrics on the same binarised masks; error cases
+The JSON it prints is compared with torchmetrics on the same binarised masks, with
+ChangeMetric fed the same arrays and with a count done by hand; error cases
 check the exit status, that the message names the offending files and that ``--out`` is not
 written. Each subprocess pays the ``import mmrs`` start-up (seconds on a loaded machine), so
 the CLI runs once per format (PNG, GeoTIFF) plus one error exit (missing file); the other
@@ -106,7 +107,7 @@ class TestEvalChangeCLI:
         pred_dir, gt_dir = make_folders(tmp_path, preds, gts, '.tif', '.tiff')
         with rasterio.open(next(gt_dir.glob('*.tiff'))) as src:
             assert src.crs is not None
-        proc = run_cli('--pred', str(pred_dir), '--gt', str(gt_dir), '--threshold', '200')
+        proc = run_cli('--pred', str(pred_dir), '--gt', str(gt_dir), '--pred-encoding', '0/255')
         assert proc.returncode == 0, proc.stderr
         printed = json.loads(proc.stdout)
         assert printed['num_images'] == 3
@@ -189,11 +190,82 @@ class TestEvalChangeInProcess:
         preds, gts = mask_pairs
         pred_dir, gt_dir = make_folders(tmp_path, preds, gts, '.png', '.png')
         cv2.imwrite(str(pred_dir / 'tile_0.png'), np.repeat(preds[0][..., None] * 255, 3, -1))
-        assert tool.main(['--pred', str(pred_dir), '--gt', str(gt_dir)]) == 0
+        assert tool.main(['--pred', str(pred_dir), '--gt', str(gt_dir),
+                          '--pred-encoding', '0/255']) == 0
         printed = json.loads(capsys.readouterr().out)
         assert printed['f1'] == pytest.approx(torchmetrics_scores(preds, gts)['f1'], abs=TOL)
 
-    def test_binarize_rules(self, tool) -> None:
-        np.testing.assert_array_equal(tool.binarize(np.array([0, 1]), 128), [False, True])
-        np.testing.assert_array_equal(tool.binarize(np.array([0, 127, 128, 255]), 128),
-                                      [False, False, True, True])
+    def test_equals_change_metric_and_a_hand_count(self, tool, tmp_path, capsys) -> None:
+        """Prediction 0/1/255 (255 = nodata), ground truth 0/255 (LEVIR-CD style)."""
+        from mmrs.evaluation import ChangeMetric
+        pred = np.array([[1, 1, 0], [0, 255, 1]], np.uint8)
+        gt = np.array([[255, 0, 0], [255, 255, 0]], np.uint8)
+        (tmp_path / 'p').mkdir()
+        (tmp_path / 'g').mkdir()
+        write_mask(tmp_path / 'p' / 'a.png', pred)
+        write_mask(tmp_path / 'g' / 'a.tif', gt)
+        assert tool.main(['--pred', str(tmp_path / 'p'), '--gt', str(tmp_path / 'g')]) == 0
+        printed = json.loads(capsys.readouterr().out)
+        # by hand, (1, 1) not predicted: TP (0,0); FP (0,1), (1,2); FN (1,0); TN (0,2)
+        tp, fp, fn, tn = 1, 2, 1, 1
+        n = tp + fp + fn + tn
+        pe = ((tp + fp) * (tp + fn) + (fn + tn) * (fp + tn)) / n ** 2
+        hand = dict(precision=1 / 3, recall=1 / 2, f1=0.4, iou=1 / 4, iou_unchanged=1 / 4,
+                    miou=1 / 4, oa=2 / 5, kappa=(2 / 5 - pe) / (1 - pe))
+        for key, value in hand.items():
+            assert printed[key] == pytest.approx(value, abs=TOL), key
+        # ChangeMetric as tools/test.py runs it: ground truth ignored at nodata pixels
+        metric = ChangeMetric()
+        metric.process(None, [dict(pred_sem_seg=dict(data=torch.tensor([[[1, 1, 0], [0, 0, 1]]])),
+                                   gt_sem_seg=dict(data=torch.tensor([[[1, 0, 0], [1, 255, 0]]])))])
+        for key, value in metric.compute_metrics(metric.results).items():
+            assert printed[key] == pytest.approx(value, abs=TOL), key
+
+    def test_no_change_tile_of_an_ignore_encoded_dataset(self, tool, tmp_path, capsys) -> None:
+        """A {0, 1, 255 = ignore} ground-truth tile without change stays without change."""
+        (tmp_path / 'p').mkdir()
+        (tmp_path / 'g').mkdir()
+        gt = np.zeros((4, 4), np.uint8)
+        gt[:, :2] = 255  # ignored half, no changed pixel
+        write_mask(tmp_path / 'g' / 'a.png', gt)
+        write_mask(tmp_path / 'p' / 'a.png', np.zeros((4, 4), np.uint8))
+        assert tool.main(['--pred', str(tmp_path / 'p'), '--gt', str(tmp_path / 'g'),
+                          '--gt-encoding', '0/1/255']) == 0
+        printed = json.loads(capsys.readouterr().out)
+        assert printed['oa'] == 1.0 and printed['iou_unchanged'] == 1.0
+
+    def test_value_outside_the_encoding_names_file(self, tool, tmp_path, mask_pairs,
+                                                   capsys) -> None:
+        preds, gts = mask_pairs
+        pred_dir, gt_dir = make_folders(tmp_path, preds, gts, '.png', '.png', pred_scale=1,
+                                        gt_scale=1)  # 0/1 ground truth, default 0/255
+        out = tmp_path / 'm.json'
+        code = tool.main(['--pred', str(pred_dir), '--gt', str(gt_dir), '--out', str(out)])
+        err = capsys.readouterr().err
+        assert code == 1 and not out.exists()
+        assert 'tile_0.png' in err and "'0/255'" in err
+        assert tool.main(['--pred', str(pred_dir), '--gt', str(gt_dir),
+                          '--gt-encoding', '0/1']) == 0
+
+    def test_palette_png_prediction_gives_indices(self, tool, tmp_path, mask_pairs,
+                                                  capsys) -> None:
+        from PIL import Image
+        preds, gts = mask_pairs
+        pred_dir, gt_dir = make_folders(tmp_path, preds, gts, '.png', '.png')
+        for i, p in enumerate(preds):  # 0/1 indices, shown as black / red
+            img = Image.fromarray(p, mode='P')
+            img.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
+            img.save(pred_dir / f'tile_{i}.png')
+        assert tool.main(['--pred', str(pred_dir), '--gt', str(gt_dir)]) == 0
+        printed = json.loads(capsys.readouterr().out)
+        for key, value in torchmetrics_scores(preds, gts).items():
+            assert printed[key] == pytest.approx(value, abs=TOL), key
+
+    def test_threshold_encoding(self, tool, tmp_path, mask_pairs, capsys) -> None:
+        preds, gts = mask_pairs
+        pred_dir, gt_dir = make_folders(tmp_path, preds, gts, '.png', '.png', pred_scale=200,
+                                        gt_scale=250)
+        assert tool.main(['--pred', str(pred_dir), '--gt', str(gt_dir), '--pred-encoding',
+                          'threshold', '--gt-encoding', 'threshold', '--threshold', '150']) == 0
+        printed = json.loads(capsys.readouterr().out)
+        assert printed['f1'] == pytest.approx(torchmetrics_scores(preds, gts)['f1'], abs=TOL)

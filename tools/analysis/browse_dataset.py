@@ -8,6 +8,9 @@ semantic maps in a second row). Figures go to ``--output-dir`` as ``<index>_<ste
 to a window; with no display and no ``--output-dir`` they go to
 ``work_dirs/browse_dataset/<config name>``.
 
+CONFIG is a path, ``mmrs::<path>`` or a path relative to the shipped ``configs/`` folder;
+``--data-root DIR`` reads the data from another folder (as for ``tools/train.py``).
+
 Example::
 
     python tools/analysis/browse_dataset.py configs/xxx.py --split train --num 20 \\
@@ -25,7 +28,7 @@ from mmengine.registry import init_default_scope
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Browse a change detection dataset')
-    parser.add_argument('config', help='config file path')
+    parser.add_argument('config', help='config file (path, mmrs::path or shipped name)')
     parser.add_argument('--split', default='train', choices=['train', 'val', 'test'],
                         help='which {split}_dataloader.dataset to browse')
     parser.add_argument('--output-dir', default=None, help='folder for the PNG figures')
@@ -33,6 +36,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--show-interval', type=float, default=2.,
                         help='seconds each window stays open')
     parser.add_argument('--num', type=int, default=10, help='number of samples to draw')
+    parser.add_argument('--data-root', metavar='DIR',
+                        help='read every dataloader\'s dataset from DIR instead of the '
+                        'config\'s data_root')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings of the config, key=value')
     return parser.parse_args(argv)
@@ -59,9 +65,13 @@ def build_visualizer(cfg: Config):
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
+    from mmrs.utils.config_path import resolve_config
+    from mmrs.utils.data_root import set_data_root
+    cfg = Config.fromfile(resolve_config(args.config))
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    if args.data_root:
+        set_data_root(cfg, args.data_root)
 
     from mmrs.registry import DATASETS
     from mmrs.utils import register_all_modules

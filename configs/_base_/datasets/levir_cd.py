@@ -1,6 +1,8 @@
 # LEVIR-CD (Chen & Shi, Remote Sensing 2020): 637 pairs of 1024x1024 Google Earth images,
 # 0.5 m, building changes. Layout expected under data_root (cropped 256x256 release as used by
 # open-cd/BIT, or the original 1024 tiles): {train,val,test}/{A,B,label}/*.png, labels 0/255.
+# Labels are decoded with the dataset's label_encoding (class default '0/255'); set
+# nodata=<value> / ignore_nodata=True|False in the dataset dicts to control nodata pixels.
 dataset_type = 'LEVIRCDDataset'
 data_root = 'data/LEVIR-CD'
 crop_size = (256, 256)

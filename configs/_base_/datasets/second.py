@@ -1,6 +1,8 @@
 # SECOND (Yang et al., TGRS 2021): 4662 pairs of 512x512 aerial images, semantic change with
 # 6 land-cover classes + "no change" (0). Layout under data_root:
 # {train,test}/{im1,im2,label1,label2}/*.png (labels as the official RGB palette or as indices).
+# The binary change map is derived from label1 (class 0 = no change); label_encoding only
+# applies if data_prefix names a binary folder.
 dataset_type = 'SECONDDataset'
 data_root = 'data/SECOND'
 crop_size = (512, 512)

@@ -1,6 +1,8 @@
 # Synthetic bitemporal GeoTIFF scenes (mmrs.datasets.synthetic): procedurally drawn land cover
 # where buildings/roads appear or vanish between dates, plus illumination/season shifts that
 # are NOT change. Generated on first use into data_root (idempotent, seedable).
+# Labels are decoded with the dataset's label_encoding (class default '0/255'); set
+# nodata=<value> / ignore_nodata=True|False in the dataset dicts to control nodata pixels.
 dataset_type = 'SyntheticChangeDataset'
 data_root = 'data/synthetic'
 scene_size = 128

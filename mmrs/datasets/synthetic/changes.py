@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .scene import (GROUND, ROAD, VEGETATION, Scene, draw_polyline, place_buildings,
+from .scene import (BUILDING, GROUND, ROAD, VEGETATION, Scene, draw_polyline, place_buildings,
                     smooth_noise)
 
 MAX_CHANGE_FRACTION = 0.2
@@ -68,11 +68,23 @@ _EVENTS: tuple[Callable[[Scene, np.random.Generator], None], ...] = (
 _EVENT_WEIGHTS = np.array([0.4, 0.2, 0.15, 0.25])
 
 
+def rebuilt(before: Scene, after: Scene) -> np.ndarray:
+    """Pixels that are a building on both dates but a *different* building (new roof).
+
+    A demolition followed by a construction on the same footprint keeps the class and
+    changes the picture; labels defined as "class differs" would call it unchanged.
+    """
+    return (before.classes == BUILDING) & (after.classes == BUILDING) & (
+        before.building_ids != after.building_ids)
+
+
 def simulate_changes(before: Scene, rng: np.random.Generator) -> Scene:
     """Apply random change events until a target changed fraction (3-18 %) is reached.
 
     Events that would push the changed fraction above :data:`MAX_CHANGE_FRACTION` are
-    discarded, so scenes stay in the range typical of real change-detection tiles.
+    discarded, so scenes stay in the range typical of real change-detection tiles; so are
+    events that would put a new building where a date-1 building stood (see
+    :func:`rebuilt`), so that a pixel looks different exactly when its class changed.
     """
     target = rng.uniform(0.03, 0.18)
     after = before.copy()
@@ -81,6 +93,7 @@ def simulate_changes(before: Scene, rng: np.random.Generator) -> Scene:
             break
         trial = after.copy()
         _EVENTS[rng.choice(len(_EVENTS), p=_EVENT_WEIGHTS)](trial, rng)
-        if (trial.classes != before.classes).mean() <= MAX_CHANGE_FRACTION:
+        if (trial.classes != before.classes).mean() <= MAX_CHANGE_FRACTION and \
+                not rebuilt(before, trial).any():
             after = trial
     return after

@@ -1,4 +1,8 @@
-"""``SyntheticChangeDataset``: procedurally generated bitemporal GeoTIFFs, made on first use."""
+"""``SyntheticChangeDataset``: procedurally generated bitemporal GeoTIFFs, made on first use.
+
+Registering the class imports only :mod:`.spec`; the generator (and with it rasterio) is
+imported when a dataset is built and its folder has to be written.
+"""
 import logging
 import os.path as osp
 
@@ -7,8 +11,8 @@ from mmengine.logging import print_log
 from mmrs.registry import DATASETS
 
 from ..base_change_dataset import BaseSCDDataset
-from .generator import DEFAULT_COUNTS, SPLITS, read_meta, write_synthetic_dataset
-from .scene import SEMANTIC_CLASSES, SEMANTIC_PALETTE
+from .spec import (DEFAULT_COUNTS, FORMAT_VERSION, SEMANTIC_CLASSES, SEMANTIC_PALETTE, SPLITS,
+                   read_meta)
 
 
 @DATASETS.register_module()
@@ -51,6 +55,7 @@ class SyntheticChangeDataset(BaseSCDDataset):
         palette=[[0, 0, 0], [255, 255, 255]],
         semantic_classes=SEMANTIC_CLASSES,
         semantic_palette=SEMANTIC_PALETTE)
+    LABEL_ENCODING = '0/255'  # the generator writes ``change * 255``
 
     def __init__(self,
                  data_root: str,
@@ -65,10 +70,12 @@ class SyntheticChangeDataset(BaseSCDDataset):
             raise ValueError(f'split must be one of {SPLITS}, got {split!r}')
         counts = {**DEFAULT_COUNTS, **(num_samples or {})}
         if generate and not osp.isdir(osp.join(data_root, split)):
+            from .generator import write_synthetic_dataset  # only when data must be made
             write_synthetic_dataset(data_root, counts['train'], counts['val'], counts['test'],
                                     size=size, seed=seed, bands=bands)
         meta = read_meta(data_root)
-        wanted = dict(seed=seed, size=size, bands=bands, counts=counts)
+        wanted = dict(seed=seed, size=size, bands=bands, counts=counts,
+                      format_version=FORMAT_VERSION)
         if meta is not None and any(meta.get(k) != v for k, v in wanted.items()):
             print_log(
                 f'{data_root} holds synthetic data generated with '

@@ -20,11 +20,10 @@ import rasterio
 from rasterio.transform import Affine
 
 from .changes import simulate_changes
-from .scene import (SEMANTIC_CLASSES, SEMANTIC_PALETTE, draw_layout, draw_textures,
-                    render, smooth_noise)
+from .spec import (BAND_NAMES, DEFAULT_COUNTS, DEFAULT_CRS, FORMAT_VERSION,  # noqa: F401
+                   PIXEL_SIZE, SEMANTIC_CLASSES, SEMANTIC_PALETTE, SPLITS, SUBDIRS, read_meta)
+from .scene import draw_layout, draw_textures, render, smooth_noise
 
-DEFAULT_CRS = 'EPSG:32633'  # WGS 84 / UTM zone 33N
-PIXEL_SIZE = 0.5  # metres
 SeedLike = int | Sequence[int] | np.random.SeedSequence
 
 
@@ -108,11 +107,6 @@ def generate_pair(seed: SeedLike, size: int = 128, bands: int = 3, *, allow_chan
 
 
 # ---------------------------------------------------------------- GeoTIFF and folder writing
-SPLITS = ('train', 'val', 'test')
-SUBDIRS = ('A', 'B', 'label', 'label_from', 'label_to')
-DEFAULT_COUNTS = dict(train=200, val=40, test=40)
-BAND_NAMES = ('red', 'green', 'blue', 'nir')
-FORMAT_VERSION = 1
 _ROWS_PER_SPLIT, _COLS = 1000, 64
 
 
@@ -168,14 +162,6 @@ def _parameters(counts: dict[str, int], size: int, seed: int, bands: int) -> dic
     return dict(format_version=FORMAT_VERSION, seed=seed, size=size, bands=bands,
                 counts={s: int(counts[s]) for s in SPLITS}, crs=DEFAULT_CRS,
                 pixel_size=PIXEL_SIZE)
-
-
-def read_meta(root: str | Path) -> dict | None:
-    """``root/meta.json`` as a dict, or ``None`` when absent or unreadable."""
-    try:
-        return json.loads((Path(root) / 'meta.json').read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def _matches(meta: dict | None, params: dict) -> bool:

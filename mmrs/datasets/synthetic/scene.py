@@ -10,14 +10,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-GROUND, VEGETATION, WATER, ROAD, BUILDING = 1, 2, 3, 4, 5
-#: Land-cover classes, id ``i + 1`` for entry ``i`` (ground = bare soil and dry grass).
-LAND_COVER_CLASSES = ('ground', 'vegetation', 'water', 'road', 'building')
-#: Semantic-change label values (SECOND convention): 0 = no change, else the date's class.
-#: Index 0 is named 'unchanged' like in the other mmrs SCD datasets (SECOND, Landsat-SCD).
-SEMANTIC_CLASSES = ('unchanged', *LAND_COVER_CLASSES)
-SEMANTIC_PALETTE = [[255, 255, 255], [180, 130, 70], [40, 150, 40], [30, 90, 200],
-                    [128, 128, 128], [220, 50, 50]]
+from .spec import (BUILDING, GROUND, LAND_COVER_CLASSES, ROAD, SEMANTIC_CLASSES,  # noqa: F401
+                   SEMANTIC_PALETTE, VEGETATION, WATER)
 
 # Surface reflectance-like colours in [0, 1]: R, G, B, NIR (vegetation bright in NIR).
 _SOIL = np.array([0.56, 0.45, 0.34, 0.36])

@@ -13,9 +13,15 @@ from mmrs.structures import ChangeDataSample
 LABEL_FIELDS = (('gt_seg_map', 'gt_sem_seg'), ('gt_seg_map_from', 'gt_sem_seg_from'),
                 ('gt_seg_map_to', 'gt_sem_seg_to'))
 
+#: Metainfo copied from the results when present. Besides paths and shapes it carries the
+#: pipeline geometry that predictions and labels are restored with (``img_padding_size``,
+#: ``flip``/``flip_direction``, ``rotate90_k``, see :mod:`mmrs.structures.geometry`), the
+#: crop window, and the georeference of the pipeline grid (``geo_meta``) and of the
+#: original grid (``ori_geo_meta``, present once a geometric transform ran).
 DEFAULT_META_KEYS = ('img_path', 'seg_map_path', 'seg_map_path_from', 'seg_map_path_to',
-                     'ori_shape', 'img_shape', 'pad_shape', 'scale_factor', 'flip',
-                     'flip_direction', 'geo_meta', 'sample_idx')
+                     'ori_shape', 'img_shape', 'pad_shape', 'img_padding_size',
+                     'scale_factor', 'flip', 'flip_direction', 'rotate90_k', 'crop_bbox',
+                     'geo_meta', 'ori_geo_meta', 'sample_idx')
 
 
 @TRANSFORMS.register_module()
@@ -24,8 +30,14 @@ class PackChangeInputs(BaseTransform):
 
     ``inputs`` keeps uint8 images as uint8 (normalisation happens in the data
     preprocessor, on the device) and turns every other dtype into float32. Label maps
-    become ``PixelData`` with a ``(1, H, W)`` long tensor; the ``meta_keys`` present in the
-    results (including ``geo_meta``) go to the sample's metainfo.
+    become ``PixelData`` with a ``(1, H, W)`` long tensor; ``results['nodata_mask']`` (an
+    ``(H, W)`` bool map at the original size, from the loader) becomes the field
+    ``nodata_mask`` (``(1, H, W)`` bool). The ``meta_keys`` present in the results
+    (including ``geo_meta``) go to the sample's metainfo, and so does
+    ``transformed_gt_fields``: the sample fields (``gt_sem_seg``...) whose maps went
+    through geometric transforms with the image, i.e. are on the pipeline's grid rather
+    than the original one (the metrics restore them, see
+    :func:`mmrs.structures.restore_label_map`).
 
     Args:
         meta_keys: Keys copied to the metainfo when present.
@@ -46,9 +58,17 @@ class PackChangeInputs(BaseTransform):
             if results.get(key) is not None:
                 data = torch.from_numpy(np.ascontiguousarray(results[key]).astype(np.int64))
                 setattr(sample, field, PixelData(data=data[None]))
-        sample.set_metainfo(
-            {k: results[k]
-             for k in self.meta_keys if k in results})
+        if results.get('nodata_mask') is not None:
+            mask = np.ascontiguousarray(results['nodata_mask']).astype(bool)
+            if mask.ndim != 2:
+                raise ValueError(f'nodata_mask must be (H, W), got shape {mask.shape} for '
+                                 f'{results.get("img_path")}')
+            sample.nodata_mask = PixelData(data=torch.from_numpy(mask)[None])
+        meta = {k: results[k] for k in self.meta_keys if k in results}
+        moved = set(results.get('transformed_seg_fields') or ())
+        meta['transformed_gt_fields'] = tuple(
+            field for key, field in LABEL_FIELDS if key in moved and results.get(key) is not None)
+        sample.set_metainfo(meta)
         return dict(inputs=inputs, data_samples=sample)
 
     def __repr__(self) -> str:

@@ -3,25 +3,121 @@
 Drawing the parameters once keeps pixel correspondence between the dates and the labels,
 which change detection depends on. Images keep all their bands and their dtype (OpenCV
 resizing is done in channel chunks and through float for dtypes it cannot interpolate).
+
+Every transform funnels through :func:`_apply`, which also keeps the sample's geometry true:
+
+- ``geo_meta[i]['transform']`` (affine ``a, b, c, d, e, f`` in rasterio order) of each date
+  is updated so that pixel ``(col, row)`` of the transformed image maps to the world
+  coordinate of the source pixel it came from (``None`` stays ``None``); the dicts are
+  copied, and the untouched originals are kept once as ``ori_geo_meta`` for writing
+  predictions at the original size;
+- ``img_padding_size`` (pipeline padding, ``(left, right, top, bottom)`` in the current
+  frame) and the flip / quarter-turn record stay in the normal form of
+  :mod:`mmrs.structures.geometry`, so predictions (and labels) can be brought back to the
+  original grid whatever order the transforms ran in;
+- ``transformed_seg_fields`` lists the label maps that moved with the image.
 """
 from collections.abc import Callable, Sequence
 
+import cv2
 import mmcv
 import numpy as np
 from mmcv.transforms import BaseTransform
 
 from mmrs.registry import TRANSFORMS
+from mmrs.structures.geometry import (compose_flips, flip_padding, rotate_padding)
 
 _CV2_LINEAR_DTYPES = (np.uint8, np.uint16, np.int16, np.float32, np.float64)
 _MAX_CHUNK = 256
 
+#: A pixel map ``(a, b, c, d, e, f)``: source ``(x, y) = (a x' + b y' + c, d x' + e y' + f)``
+#: for a point ``(x', y')`` of the transformed image, both in pixel-corner coordinates
+#: (pixel ``(col, row)`` spans ``[col, col + 1) x [row, row + 1)``, as in rasterio).
+PixelMap = tuple[float, float, float, float, float, float]
+IDENTITY: PixelMap = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 
-def _apply(results: dict, img_fn: Callable, seg_fn: Callable) -> None:
-    """Apply ``img_fn`` to both images and ``seg_fn`` to every map in ``seg_fields``."""
+
+def compose_affine(outer: Sequence[float], inner: Sequence[float]) -> PixelMap:
+    """``outer ∘ inner`` of two 6-term affines (``x → outer(inner(x))``)."""
+    a, b, c, d, e, f = (float(v) for v in outer)
+    ia, ib, ic, id_, ie, if_ = (float(v) for v in inner)
+    return (a * ia + b * id_, a * ib + b * ie, a * ic + b * if_ + c,
+            d * ia + e * id_, d * ib + e * ie, d * ic + e * if_ + f)
+
+
+def flip_map(direction: str, h: int, w: int) -> PixelMap:
+    """Pixel map of a flip of an ``h x w`` image (source coordinates of the flipped one)."""
+    sx, cx = (-1.0, float(w)) if direction in ('horizontal', 'diagonal') else (1.0, 0.0)
+    sy, cy = (-1.0, float(h)) if direction in ('vertical', 'diagonal') else (1.0, 0.0)
+    return (sx, 0.0, cx, 0.0, sy, cy)
+
+
+def rot90_map(k: int, h: int, w: int) -> PixelMap:
+    """Pixel map of ``np.rot90(img, k)`` of an ``h x w`` image.
+
+    One counter-clockwise turn puts source pixel ``(col, row) = (w - 1 - i, j)`` at
+    ``(j, i)`` of the ``w x h`` result, i.e. ``x = w - y'``, ``y = x'``.
+    """
+    m = IDENTITY
+    for _ in range(k % 4):
+        m = compose_affine(m, (0.0, -1.0, float(w), 1.0, 0.0, 0.0))
+        h, w = w, h
+    return m
+
+
+def _update_geo(results: dict, pixel_map: PixelMap) -> None:
+    """Move every date's ``geo_meta`` transform along with the pixels (copies the dicts)."""
+    metas = results.get('geo_meta')
+    if not metas:
+        return
+    if 'ori_geo_meta' not in results:
+        results['ori_geo_meta'] = [dict(m) if m is not None else None for m in metas]
+    updated = []
+    for meta in metas:
+        if meta is not None:
+            meta = dict(meta)
+            if meta.get('transform') is not None:
+                meta['transform'] = compose_affine(meta['transform'], pixel_map)
+        updated.append(meta)
+    results['geo_meta'] = updated
+
+
+def _apply(results: dict,
+           img_fn: Callable,
+           seg_fn: Callable,
+           pixel_map: PixelMap,
+           padding_fn: Callable[[tuple], tuple] | None = None) -> None:
+    """Apply ``img_fn`` to both images and ``seg_fn`` to every map in ``seg_fields``.
+
+    Also moves the ``geo_meta`` transforms by ``pixel_map``, rewrites ``img_padding_size``
+    with ``padding_fn`` and records the moved label maps in ``transformed_seg_fields``.
+    """
     results['img'] = [np.ascontiguousarray(img_fn(img)) for img in results['img']]
+    moved = results.setdefault('transformed_seg_fields', [])
     for key in results.get('seg_fields', []):
         results[key] = np.ascontiguousarray(seg_fn(results[key]))
+        if key not in moved:
+            moved.append(key)
     results['img_shape'] = results['img'][0].shape[:2]
+    _update_geo(results, pixel_map)
+    if padding_fn is not None and results.get('img_padding_size') is not None:
+        results['img_padding_size'] = tuple(int(v) for v in padding_fn(
+            tuple(results['img_padding_size'])))
+
+
+def _cv2_resize(arr: np.ndarray, size: tuple[int, int], interpolation: str) -> np.ndarray:
+    """``(H, W, c)`` resize; 'nearest' picks the source pixel under each target centre.
+
+    OpenCV's ``INTER_NEAREST`` (mmcv's 'nearest') takes ``floor(i * scale)``, half a pixel
+    off the centre-based mapping that bilinear resizing and the geo transform use, so label
+    maps would drift from the image; ``INTER_NEAREST_EXACT`` takes
+    ``floor((i + 0.5) * scale)``.
+    """
+    if interpolation == 'nearest':
+        out = cv2.resize(arr, size, interpolation=cv2.INTER_NEAREST_EXACT)
+    else:
+        out = mmcv.imresize(arr, size, interpolation=interpolation)
+    return out.reshape(size[1], size[0], -1)
 
 
 def resize_array(arr: np.ndarray, size: tuple[int, int], interpolation: str) -> np.ndarray:
@@ -32,11 +128,13 @@ def resize_array(arr: np.ndarray, size: tuple[int, int], interpolation: str) -> 
     work = arr
     if interpolation != 'nearest' and dtype.type not in _CV2_LINEAR_DTYPES:
         work = arr.astype(np.float64)
+    elif interpolation == 'nearest' and dtype == np.bool_:
+        work = arr.astype(np.uint8)
     chunks = [
-        mmcv.imresize(work[..., i:i + _MAX_CHUNK], size, interpolation=interpolation)
+        _cv2_resize(np.ascontiguousarray(work[..., i:i + _MAX_CHUNK]), size, interpolation)
         for i in range(0, work.shape[2], _MAX_CHUNK)
     ]
-    out = np.concatenate([c.reshape(size[1], size[0], -1) for c in chunks], axis=2)
+    out = np.concatenate(chunks, axis=2)
     if out.dtype != dtype:
         out = np.rint(out) if np.issubdtype(dtype, np.integer) else out
         out = out.astype(dtype)
@@ -46,6 +144,11 @@ def resize_array(arr: np.ndarray, size: tuple[int, int], interpolation: str) -> 
 @TRANSFORMS.register_module()
 class PairedRandomFlip(BaseTransform):
     """Flip both dates and all label maps the same way.
+
+    ``flip`` / ``flip_direction`` record the net flip of the sample: a second flip composes
+    with an earlier one (horizontal then vertical is diagonal), and a flip after quarter
+    turns is recorded as a flip before them (turns reversed), see
+    :mod:`mmrs.structures.geometry`.
 
     Args:
         prob: Probability of flipping (a direction is then drawn uniformly), or one
@@ -72,17 +175,27 @@ class PairedRandomFlip(BaseTransform):
         choices = self.direction + [None]
         p = np.array(self.probs + [max(0.0, 1.0 - sum(self.probs))])
         direction = choices[np.random.choice(len(choices), p=p / p.sum())]
-        results['flip'] = direction is not None
-        results['flip_direction'] = direction
+        before = results.get('flip_direction') if results.get('flip') else None
         if direction is not None:
+            h, w = results['img'][0].shape[:2]
             _apply(results, lambda a: mmcv.imflip(a, direction),
-                   lambda a: mmcv.imflip(a, direction))
+                   lambda a: mmcv.imflip(a, direction), flip_map(direction, h, w),
+                   lambda pad: flip_padding(pad, direction))
+            k = int(results.get('rotate90_k') or 0) % 4
+            if k and direction != 'diagonal':  # F R^k = R^-k F for a one-axis flip F
+                results['rotate90_k'] = (-k) % 4
+        net = compose_flips(before, direction)
+        results['flip'] = net is not None
+        results['flip_direction'] = net
         return results
 
 
 @TRANSFORMS.register_module()
 class PairedRandomRotate90(BaseTransform):
     """Rotate both dates and all label maps by the same multiple of 90° (exact, no resampling).
+
+    Turns are counter-clockwise (``np.rot90``); ``rotate90_k`` records the net number of
+    turns of the sample (added to an earlier rotation's).
 
     Args:
         prob: Probability of rotating; the number of quarter turns (1–3) is then uniform.
@@ -93,9 +206,11 @@ class PairedRandomRotate90(BaseTransform):
 
     def transform(self, results: dict) -> dict:
         k = int(np.random.randint(1, 4)) if np.random.rand() < self.prob else 0
-        results['rotate90_k'] = k
         if k:
-            _apply(results, lambda a: np.rot90(a, k), lambda a: np.rot90(a, k))
+            h, w = results['img'][0].shape[:2]
+            _apply(results, lambda a: np.rot90(a, k), lambda a: np.rot90(a, k),
+                   rot90_map(k, h, w), lambda pad: rotate_padding(pad, k))
+        results['rotate90_k'] = (int(results.get('rotate90_k') or 0) + k) % 4
         return results
 
 
@@ -139,7 +254,15 @@ class PairedRandomCrop(BaseTransform):
                     break
                 bbox = self._random_bbox(h, w)
         y0, y1, x0, x1 = bbox
-        _apply(results, lambda a: a[y0:y1, x0:x1], lambda a: a[y0:y1, x0:x1])
+
+        def crop_pad(pad: tuple) -> tuple:  # padding left inside the window
+            left, right, top, bottom = pad
+            cw, ch = x1 - x0, y1 - y0
+            return (min(max(left - x0, 0), cw), min(max(x1 - (w - right), 0), cw),
+                    min(max(top - y0, 0), ch), min(max(y1 - (h - bottom), 0), ch))
+
+        _apply(results, lambda a: a[y0:y1, x0:x1], lambda a: a[y0:y1, x0:x1],
+               (1.0, 0.0, float(x0), 0.0, 1.0, float(y0)), crop_pad)
         results['crop_bbox'] = bbox
         return results
 
@@ -148,8 +271,15 @@ def _resize_results(results: dict, scale: tuple[int, int], keep_ratio: bool) -> 
     h, w = results['img'][0].shape[:2]
     new_w, new_h = mmcv.rescale_size((w, h), scale) if keep_ratio else scale
     size = (int(new_w), int(new_h))
+    sx, sy = w / size[0], h / size[1]  # source pixels per target pixel
+
+    def scale_pad(pad: tuple) -> tuple:
+        left, right, top, bottom = pad
+        return (round(left / sx), round(right / sx), round(top / sy), round(bottom / sy))
+
+    # pixel-centre aligned scaling (OpenCV's convention) is a pure scale of corner coordinates
     _apply(results, lambda a: resize_array(a, size, 'bilinear'),
-           lambda a: resize_array(a, size, 'nearest'))
+           lambda a: resize_array(a, size, 'nearest'), (sx, 0.0, 0.0, 0.0, sy, 0.0), scale_pad)
     results['scale'] = size
     results['scale_factor'] = (size[0] / w, size[1] / h)
     results['keep_ratio'] = keep_ratio
@@ -159,6 +289,9 @@ def _resize_results(results: dict, scale: tuple[int, int], keep_ratio: bool) -> 
 @TRANSFORMS.register_module()
 class PairedResize(BaseTransform):
     """Resize both dates (bilinear) and all label maps (nearest) to the same size.
+
+    Label maps take the source pixel under each target pixel's centre, the mapping that
+    bilinear resizing and the updated geo transform use too.
 
     Args:
         scale: Target ``(w, h)`` (mmcv's convention) or one int for a square.
@@ -206,6 +339,12 @@ class PairedRandomResize(BaseTransform):
 class PairedPad(BaseTransform):
     """Pad both dates (``pad_val``) and all maps (``seg_pad_val``) at the bottom/right.
 
+    The padding is recorded as ``img_padding_size`` = ``(left, right, top, bottom)``, apart
+    from ``img_shape`` (the padded size), as mmseg does: the detector cuts it off its
+    logits before resizing them to ``ori_shape``, so a padded test image is not stretched,
+    and the metrics cut it off label maps that were padded with the image. Pixel
+    ``(col, row)`` keeps its world coordinate (the padding extends the grid).
+
     Args:
         size: Fixed ``(w, h)`` (mmcv's Pad convention) or one int.
         size_divisor: Pad H and W up to a multiple of it (after ``size``, if both given).
@@ -235,7 +374,11 @@ class PairedPad(BaseTransform):
             widths = [(0, th - h), (0, tw - w)] + [(0, 0)] * (a.ndim - 2)
             return np.pad(a, widths, constant_values=val)
 
-        _apply(results, lambda a: pad(a, self.pad_val), lambda a: pad(a, self.seg_pad_val))
+        left, right, top, bottom = results.get('img_padding_size') or (0, 0, 0, 0)
+        _apply(results, lambda a: pad(a, self.pad_val), lambda a: pad(a, self.seg_pad_val),
+               IDENTITY)
+        results['img_padding_size'] = (int(left), int(right) + tw - w, int(top),
+                                       int(bottom) + th - h)
         results['pad_shape'] = (th, tw)
         results['pad_fixed_size'] = self.size
         results['pad_size_divisor'] = self.size_divisor

@@ -1,161 +1,72 @@
 """Loading transforms: bitemporal images (GeoTIFF-aware) and change labels.
 
-GeoTIFFs are read with rasterio so every band, the dtype and the georeference (CRS, affine,
-nodata) survive; PNG/JPG with OpenCV. Images are ``(H, W, C)`` in RGB(A) band order.
+Images and labels are read by the one reader of :mod:`mmrs.datasets.io` (rasterio for GeoTIFF,
+OpenCV for other images, pillow for other label files). Images are ``(H, W, C)`` in RGB(A)
+band order. Binary labels are decoded with the dataset's ``label_encoding``
+(:mod:`mmrs.datasets.labels`); nodata pixels become ignore (see :mod:`mmrs.datasets.geo`).
 """
-import os.path as osp
-import warnings
 from collections.abc import Sequence
 
-import cv2
 import numpy as np
 from mmcv.transforms import BaseTransform
 
 from mmrs.registry import TRANSFORMS
 
-GEO_SUFFIXES = ('.tif', '.tiff')
-BACKENDS = ('auto', 'rasterio', 'cv2')
+from ..geo import check_pair_alignment, is_georeferenced, pair_nodata_mask
+from ..io import BACKENDS, LABEL_BACKENDS, read_label, read_raster
+from ..labels import (IGNORE_INDEX, check_label_encoding, decode_change_label, format_values,
+                      rgb_to_index, single_channel)
+
+__all__ = ['LoadBitemporalImages', 'LoadChangeAnnotations', 'read_raster', 'read_label',
+           'rgb_to_index', 'decode_change_label']
 
 
-def _check_bands(bands: Sequence[int] | None, count: int, path: str) -> list[int] | None:
-    if bands is None:
-        return None
-    bands = [int(b) for b in bands]
-    bad = [b for b in bands if not 1 <= b <= count]
-    if not bands or bad:
-        raise ValueError(f'{path!r} has {count} band(s); invalid 1-based band selection '
-                         f'{bands} (bad: {bad})')
-    return bands
-
-
-def read_rasterio(path: str, bands: Sequence[int] | None = None) -> tuple[np.ndarray, dict]:
-    """Read a raster with rasterio as ``(H, W, C)`` plus its ``geo_meta``."""
-    import rasterio
-    from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
-
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'raster file not found: {path!r}')
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore', NotGeoreferencedWarning)
-            with rasterio.open(path) as src:
-                indexes = _check_bands(bands, src.count, path)
-                arr = src.read(indexes)
-                georeferenced = src.crs is not None or not src.transform.is_identity
-                meta = dict(
-                    crs=src.crs.to_wkt() if src.crs is not None else None,
-                    transform=tuple(float(v) for v in tuple(src.transform)[:6])
-                    if georeferenced else None,
-                    nodata=float(src.nodata) if src.nodata is not None else None)
-    except RasterioIOError as err:
-        raise OSError(f'cannot read raster {path!r}: {err}') from err
-    arr = np.moveaxis(arr, 0, -1)
-    meta.update(count=int(arr.shape[-1]), dtype=str(arr.dtype))
-    return arr, meta
-
-
-def read_cv2(path: str, bands: Sequence[int] | None = None) -> tuple[np.ndarray, dict]:
-    """Read PNG/JPG (any format OpenCV decodes) unchanged as ``(H, W, C)`` RGB(A)."""
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'image file not found: {path!r}')
-    arr = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    if arr is None:
-        raise OSError(f'cannot decode image file {path!r} (corrupt or unsupported format)')
-    if arr.ndim == 2:
-        arr = arr[..., None]
-    elif arr.shape[2] == 3:
-        arr = cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
-    elif arr.shape[2] == 4:
-        arr = cv2.cvtColor(arr, cv2.COLOR_BGRA2RGBA)
-    indexes = _check_bands(bands, arr.shape[2], path)
-    if indexes is not None:
-        arr = arr[..., [b - 1 for b in indexes]]
-    meta = dict(crs=None, transform=None, nodata=None, count=int(arr.shape[2]),
-                dtype=str(arr.dtype))
-    return np.ascontiguousarray(arr), meta
-
-
-def read_raster(path: str, backend: str = 'auto',
-                bands: Sequence[int] | None = None) -> tuple[np.ndarray, dict]:
-    """Read ``path``: ``'auto'`` uses rasterio for ``.tif/.tiff`` and OpenCV otherwise."""
-    if backend not in BACKENDS:
-        raise ValueError(f'backend must be one of {BACKENDS}, got {backend!r}')
-    path = str(path)
-    if backend == 'rasterio' or (backend == 'auto' and path.lower().endswith(GEO_SUFFIXES)):
-        return read_rasterio(path, bands)
-    return read_cv2(path, bands)
-
-
-def _fmt_values(values: np.ndarray, limit: int = 10) -> str:
-    more = f' ... ({len(values)} in all)' if len(values) > limit else ''
-    return str([v.item() for v in values[:limit]]) + more
-
-
-def binarize_change_label(label: np.ndarray, path: str, strict: bool = True,
-                          threshold: int | None = 128) -> np.ndarray:
-    """Map a change label to 0 unchanged / 1 changed / 255 ignore (uint8).
-
-    Accepted encodings: {0, 1}; {0, 255}; {0, 1, 255} with 255 = ignore. Anything else is a
-    ``ValueError`` naming ``path`` when ``strict``; otherwise values ``>= threshold`` (or
-    ``> 0`` when ``threshold`` is None) become 1, which suits lossy (JPEG) labels.
-    """
-    values = np.unique(label)
-    found = set(values.tolist())
-    if found <= {0, 1} or (found <= {0, 1, 255} and 1 in found):
-        return label.astype(np.uint8)
-    if found <= {0, 255}:
-        return (label == 255).astype(np.uint8)
-    if strict:
-        odd = values[~np.isin(values, (0, 1, 255))]
-        raise ValueError(
-            f'change label {path!r} has unexpected values {_fmt_values(odd)} (all values: '
-            f'{_fmt_values(values)}); expected {{0, 1}}, {{0, 255}} or {{0, 1, 255}} with 255 '
-            '= ignore. Use strict=False with label_threshold for lossy labels.')
-    if threshold is None:
-        return (label > 0).astype(np.uint8)
-    return (label >= threshold).astype(np.uint8)
-
-
-def rgb_to_index(rgb: np.ndarray, palette: Sequence[Sequence[int]]) -> tuple[np.ndarray, list]:
-    """Convert an ``(H, W, 3)`` RGB colour map to class ids via ``palette`` (id = position).
-
-    Returns the index map and the colours found that are not in the palette.
-    """
-    rgb = rgb[..., :3].astype(np.int64)
-    codes = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
-    pal = np.array([(int(r) << 16) | (int(g) << 8) | int(b) for r, g, b in palette])
-    uniq, inverse = np.unique(codes, return_inverse=True)
-    lut = np.full(len(uniq), -1, dtype=np.int64)
-    for i, code in enumerate(uniq):
-        hit = np.flatnonzero(pal == code)
-        if hit.size:
-            lut[i] = hit[0]
-    unknown = [[int(c >> 16), int((c >> 8) & 255), int(c & 255)] for c in uniq[lut < 0]]
-    return lut[inverse].reshape(codes.shape).clip(0).astype(np.uint8), unknown
+def effective_nodata(results: dict) -> list[float | None]:
+    """Per-date nodata value: the configured ``results['nodata']``, else the file's tag."""
+    configured = results.get('nodata')
+    metas = results.get('geo_meta') or [None, None]
+    return [configured if configured is not None else (m or {}).get('nodata') for m in metas]
 
 
 @TRANSFORMS.register_module()
 class LoadBitemporalImages(BaseTransform):
-    """Load the two images of ``results['img_path']`` and check they are aligned.
+    """Load the two images of ``results['img_path']`` and check that they line up.
 
-    Adds ``img`` (two ``(H, W, C)`` arrays, dtype kept), ``img_shape``, ``ori_shape`` and
-    ``geo_meta`` (per date: CRS WKT, affine 6-tuple, nodata, band count, dtype). Mismatched
-    H/W/C raises a ``ValueError`` naming both files: misaligned pairs fail loudly.
+    Adds ``img`` (two ``(H, W, C)`` arrays, dtype kept), ``img_shape``, ``ori_shape``,
+    ``geo_meta`` (per date: CRS WKT, affine 6-tuple, nodata, band count, dtype) and, when a
+    nodata value applies to a date, ``nodata_mask``: ``(H, W)`` bool at the loaded size, True
+    where either date is nodata (all bands equal the nodata value; NaN counts for floats).
+    The nodata value of a date is ``nodata`` (this argument), else ``results['nodata']``
+    (the dataset's ``nodata`` option), else the file's nodata tag.
+
+    Checks, each a ``ValueError`` naming both files: equal ``(H, W, C)``; and, when both
+    dates are georeferenced, the same CRS, pixel size and origin (up to
+    ``align_tolerance`` pixels at any corner of the tile).
 
     Args:
         backend: ``'auto'`` (rasterio for ``.tif/.tiff``, OpenCV otherwise), ``'rasterio'``
             (everything rasterio opens) or ``'cv2'``.
         to_float32: Cast the images to float32.
         bands: Optional 1-based band indices to keep (same for both dates).
+        nodata: Nodata value for both dates, overriding the dataset option and the files.
+        check_alignment: Compare the georeference of the two dates.
+        align_tolerance: Largest accepted misplacement of a tile corner, in pixels (the
+            default only absorbs float rounding).
     """
 
     def __init__(self, backend: str = 'auto', to_float32: bool = False,
-                 bands: Sequence[int] | None = None) -> None:
+                 bands: Sequence[int] | None = None, nodata: float | None = None,
+                 check_alignment: bool = True, align_tolerance: float = 0.01) -> None:
         if backend not in BACKENDS:
             raise ValueError(f'backend must be one of {BACKENDS}, got {backend!r}')
+        if align_tolerance < 0:
+            raise ValueError(f'align_tolerance must be >= 0 pixels, got {align_tolerance}')
         self.backend = backend
         self.to_float32 = to_float32
         self.bands = list(bands) if bands is not None else None
+        self.nodata = nodata
+        self.check_alignment = check_alignment
+        self.align_tolerance = align_tolerance
 
     def transform(self, results: dict) -> dict:
         paths = results['img_path']
@@ -164,86 +75,116 @@ class LoadBitemporalImages(BaseTransform):
         imgs, metas = [], []
         for path in paths:
             img, meta = read_raster(path, self.backend, self.bands)
-            imgs.append(img.astype(np.float32) if self.to_float32 else img)
+            imgs.append(img)
             metas.append(meta)
         if imgs[0].shape != imgs[1].shape:
             raise ValueError(
                 f'bitemporal images differ in (H, W, C): date 1 {paths[0]!r} is '
                 f'{imgs[0].shape}, date 2 {paths[1]!r} is {imgs[1].shape}')
-        results['img'] = imgs
+        if self.check_alignment:
+            check_pair_alignment(metas, paths, imgs[0].shape[:2], self.align_tolerance)
+        if self.nodata is not None:
+            results['nodata'] = float(self.nodata)
+        results['geo_meta'] = metas
+        mask = pair_nodata_mask(imgs, effective_nodata(results))
+        if mask is not None:
+            results['nodata_mask'] = mask
+        else:
+            results.pop('nodata_mask', None)
+        results['img'] = [img.astype(np.float32) for img in imgs] if self.to_float32 else imgs
         results['img_shape'] = imgs[0].shape[:2]
         results['ori_shape'] = imgs[0].shape[:2]
-        results['geo_meta'] = metas
         return results
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(backend={self.backend!r}, '
+                f'to_float32={self.to_float32}, bands={self.bands}, nodata={self.nodata}, '
+                f'check_alignment={self.check_alignment}, '
+                f'align_tolerance={self.align_tolerance})')
 
 
 @TRANSFORMS.register_module()
 class LoadChangeAnnotations(BaseTransform):
     """Load the binary change label and/or the per-date semantic maps of a sample.
 
-    Binary (``seg_map_path`` → ``gt_seg_map``): one channel (a 3-channel label with equal
-    channels is accepted; a colour label is an error), binarised by
-    :func:`binarize_change_label`. Semantic (``seg_map_path_from/_to`` →
-    ``gt_seg_map_from/_to``): index maps with values in ``0..K-1`` or 255, or RGB colour maps
-    converted with the palette. Without ``seg_map_path`` but with semantic maps the binary
-    map is derived as ``from != 0`` (255 where either date is ignored); without any label
-    (inference data) nothing is added. Every map must match the image size.
+    Binary (``seg_map_path`` → ``gt_seg_map``): one channel (a 3/4-channel label with equal
+    R, G, B is accepted; a colour label is an error), decoded with the dataset's
+    ``label_encoding`` (:func:`~mmrs.datasets.labels.decode_change_label`). Semantic
+    (``seg_map_path_from/_to`` → ``gt_seg_map_from/_to``): index maps with values in
+    ``0..K-1`` or 255 (palette PNGs give their indices), or RGB colour maps converted with the
+    palette. Without ``seg_map_path`` but with semantic maps the binary map is derived as
+    ``from != 0`` (255 where either date is ignored); without any label (inference data)
+    nothing is added.
+
+    Labels are read at the original size and must match ``results['ori_shape']``. When the
+    images have not been transformed yet (``img_shape == ori_shape`` and no flip/rotation
+    recorded) the maps join ``seg_fields`` so later geometric transforms move them with the
+    images; otherwise (an mmseg-style test pipeline: load, resize, load annotations, pack)
+    they stay at the original size, outside ``seg_fields``, as metrics compare there.
+
+    Nodata: where ``results['nodata_mask']`` is True, every label map is set to
+    ``ignore_index`` when ignoring nodata is on: ``ignore_nodata`` here, else the dataset's
+    ``results['ignore_nodata']``; ``None`` means on when a date is georeferenced or a nodata
+    value was configured.
 
     Args:
         binary: Load (or derive) ``gt_seg_map``.
         semantic: Load ``gt_seg_map_from`` / ``gt_seg_map_to``.
-        label_threshold: Threshold for non-strict binarisation; ``None`` takes
-            ``results['label_threshold']`` (set by the dataset, default 128).
-        strict: Reject labels outside {0, 1} / {0, 255} / {0, 1, 255}; ``None`` takes
-            ``results['label_strict']`` (default True).
+        label_encoding: Binary label encoding; ``None`` takes ``results['label_encoding']``
+            (set by the dataset), default ``'0/255'``.
+        label_threshold: Threshold of the ``'threshold'`` encoding; ``None`` takes
+            ``results['label_threshold']`` (default 128).
         num_semantic_classes: ``K``; ``None`` takes ``len(results['semantic_classes'])``.
         semantic_palette: Label colours for RGB semantic maps; ``None`` takes
             ``results['semantic_palette']``.
-        backend: Reader backend, as in :class:`LoadBitemporalImages`.
+        backend: Label reader: ``'auto'`` (rasterio for ``.tif/.tiff``, pillow otherwise),
+            ``'rasterio'`` or ``'pillow'``.
         ignore_index: Value marking ignored pixels.
+        ignore_nodata: Set nodata pixels to ``ignore_index``; ``None`` takes the dataset's
+            option (see above).
     """
 
     def __init__(self, binary: bool = True, semantic: bool = False,
-                 label_threshold: int | None = None, strict: bool | None = None,
+                 label_encoding: str | None = None, label_threshold: float | None = None,
                  num_semantic_classes: int | None = None,
                  semantic_palette: Sequence[Sequence[int]] | None = None,
-                 backend: str = 'auto', ignore_index: int = 255) -> None:
+                 backend: str = 'auto', ignore_index: int = IGNORE_INDEX,
+                 ignore_nodata: bool | None = None) -> None:
+        if backend not in LABEL_BACKENDS:
+            raise ValueError(f'backend must be one of {LABEL_BACKENDS}, got {backend!r}')
         self.binary = binary
         self.semantic = semantic
+        self.label_encoding = (check_label_encoding(label_encoding)
+                               if label_encoding is not None else None)
         self.label_threshold = label_threshold
-        self.strict = strict
         self.num_semantic_classes = num_semantic_classes
         self.semantic_palette = semantic_palette
         self.backend = backend
         self.ignore_index = ignore_index
+        self.ignore_nodata = ignore_nodata
 
     def _read(self, path: str, results: dict) -> np.ndarray:
-        arr, _ = read_raster(path, self.backend)
-        h, w = results['img'][0].shape[:2] if 'img' in results else arr.shape[:2]
-        if arr.shape[:2] != (h, w):
+        arr, _ = read_label(path, self.backend)
+        shape = results.get('ori_shape')
+        if shape is not None and arr.shape[:2] != tuple(shape):
             raise ValueError(
                 f'label {path!r} is {arr.shape[0]}x{arr.shape[1]} but image '
-                f'{results["img_path"][0]!r} is {h}x{w} (H x W)')
+                f'{results["img_path"][0]!r} is {shape[0]}x{shape[1]} (H x W)')
         return arr
 
-    @staticmethod
-    def _single_channel(arr: np.ndarray) -> np.ndarray | None:
-        if arr.shape[2] == 1:
-            return arr[..., 0]
-        rgb = arr[..., :3]
-        if (rgb == rgb[..., :1]).all():
-            return rgb[..., 0]
-        return None
-
     def _load_binary(self, path: str, results: dict) -> np.ndarray:
-        label = self._single_channel(self._read(path, results))
+        arr = self._read(path, results)
+        encoding = self.label_encoding or results.get('label_encoding') or '0/255'
+        label = single_channel(arr)
+        if label is None and encoding == 'threshold' and arr.shape[2] in (3, 4):
+            # lossy (JPEG) grey labels: chroma noise makes R, G, B drift slightly apart
+            label = arr[..., :3].astype(np.float32).mean(axis=-1)
         if label is None:
-            raise ValueError(f'change label {path!r} is a colour (RGB) image; expected a '
-                             'single-channel map with values {0, 1} or {0, 255}')
-        strict = results.get('label_strict', True) if self.strict is None else self.strict
+            raise ValueError(f'change label {path!r} is a colour image with {arr.shape[2]} '
+                             'different channels; expected a single-channel map')
         threshold = self.label_threshold
         threshold = results.get('label_threshold', 128) if threshold is None else threshold
-        return binarize_change_label(label, path, strict, threshold)
+        return decode_change_label(label, encoding, path, threshold, self.ignore_index)
 
     def _load_semantic(self, path: str, results: dict) -> np.ndarray:
         arr = self._read(path, results)
@@ -256,7 +197,7 @@ class LoadChangeAnnotations(BaseTransform):
             label, unknown = rgb_to_index(arr, palette)
             label = None if unknown else label
         if label is None:
-            label = self._single_channel(arr)
+            label = single_channel(arr)
         if label is None:
             raise ValueError(f'semantic label {path!r} is a colour image with colours not '
                              f'in the palette {palette}: {unknown[:10]}')
@@ -264,8 +205,8 @@ class LoadChangeAnnotations(BaseTransform):
         limit = num if num is not None else 256
         bad = values[(values >= limit) & (values != self.ignore_index) | (values < 0)]
         if bad.size:
-            raise ValueError(f'semantic label {path!r} has values {_fmt_values(bad)} outside '
-                             f'0..{limit - 1} and ignore {self.ignore_index}')
+            raise ValueError(f'semantic label {path!r} has values {format_values(bad)} '
+                             f'outside 0..{limit - 1} and ignore {self.ignore_index}')
         label = label.astype(np.uint8)
         if results.get('label_map'):  # mmseg-style class remapping, old id -> new id
             lut = np.arange(256, dtype=np.uint8)
@@ -273,27 +214,66 @@ class LoadChangeAnnotations(BaseTransform):
             label = lut[label]
         return label
 
-    def _add_field(self, results: dict, key: str, value: np.ndarray) -> None:
-        results[key] = value
-        fields = results.setdefault('seg_fields', [])
-        if key not in fields:
-            fields.append(key)
+    def _ignores_nodata(self, results: dict) -> bool:
+        option = self.ignore_nodata
+        if option is None:
+            option = results.get('ignore_nodata')
+        if option is None:
+            metas = results.get('geo_meta') or []
+            option = any(is_georeferenced(m) for m in metas) or \
+                results.get('nodata') is not None
+        return bool(option)
+
+    @staticmethod
+    def _untransformed(results: dict) -> bool:
+        """Whether the images still have their loaded geometry (no transform ran yet)."""
+        if 'ori_shape' not in results:
+            return True
+        moved = results.get('flip') or results.get('rotate90_k', 0) % 4
+        return tuple(results.get('img_shape', results['ori_shape'])) == \
+            tuple(results['ori_shape']) and not moved
+
+    def _derive_binary(self, frm: np.ndarray | None,
+                       to: np.ndarray | None) -> np.ndarray | None:
+        """``from != 0`` (class 0 = no change), ignore where either date is ignored."""
+        if frm is None or to is None:
+            return None
+        change = (frm != 0).astype(np.uint8)
+        change[(frm == self.ignore_index) | (to == self.ignore_index)] = self.ignore_index
+        return change
 
     def transform(self, results: dict) -> dict:
+        maps: dict[str, np.ndarray] = {}
         if self.semantic:
             for date in ('from', 'to'):
                 path = results.get(f'seg_map_path_{date}')
                 if path:
-                    self._add_field(results, f'gt_seg_map_{date}',
-                                    self._load_semantic(path, results))
+                    maps[f'gt_seg_map_{date}'] = self._load_semantic(path, results)
         if self.binary:
             path = results.get('seg_map_path')
             if path:
-                self._add_field(results, 'gt_seg_map', self._load_binary(path, results))
-            elif 'gt_seg_map_from' in results and 'gt_seg_map_to' in results:
-                frm, to = results['gt_seg_map_from'], results['gt_seg_map_to']
-                change = (frm != 0).astype(np.uint8)
-                change[(frm == self.ignore_index) | (to == self.ignore_index)] = \
-                    self.ignore_index
-                self._add_field(results, 'gt_seg_map', change)
+                maps['gt_seg_map'] = self._load_binary(path, results)
+            else:
+                derived = self._derive_binary(
+                    maps.get('gt_seg_map_from', results.get('gt_seg_map_from')),
+                    maps.get('gt_seg_map_to', results.get('gt_seg_map_to')))
+                if derived is not None:
+                    maps['gt_seg_map'] = derived
+        mask = results.get('nodata_mask')
+        if maps and mask is not None and self._ignores_nodata(results):
+            for label in maps.values():
+                if label.shape == mask.shape:  # a map derived from transformed maps
+                    label[mask] = self.ignore_index  # already carries their ignore
+        in_fields = self._untransformed(results)
+        for key, value in maps.items():
+            results[key] = value
+            fields = results.setdefault('seg_fields', [])
+            if in_fields and key not in fields:
+                fields.append(key)
         return results
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(binary={self.binary}, semantic={self.semantic}, '
+                f'label_encoding={self.label_encoding!r}, '
+                f'label_threshold={self.label_threshold}, backend={self.backend!r}, '
+                f'ignore_index={self.ignore_index}, ignore_nodata={self.ignore_nodata})')

@@ -12,25 +12,37 @@ from mmcv.transforms import BaseTransform
 
 from mmrs.registry import TRANSFORMS
 
+from .loading import effective_nodata
+
 
 @TRANSFORMS.register_module()
 class BitemporalPhotoMetricDistortion(BaseTransform):
     """mmseg's PhotoMetricDistortion applied to each date with its own random draws.
 
     Each step happens with probability 0.5: brightness (add ``U(-delta, delta)``), contrast
-    (multiply by ``U(contrast_range)``, before or after the colour steps), saturation and
-    hue. Saturation and hue only apply to 3-band uint8 (RGB) images; for other band counts
-    or dtypes only brightness and contrast are used, with the brightness delta scaled from
-    the 0–255 range to the value range of the data (``value_range``, else the dtype range
-    for integers, else the image's own min–max for floats). The dtype is kept; integer
-    results are clipped to the dtype range.
+    (scale by ``U(contrast_range)`` about the low end of the value range, before or after
+    the colour steps), saturation and hue. Saturation and hue only apply to 3-band uint8
+    (RGB) images; other band counts and dtypes get brightness and contrast.
+
+    Value range, per band: ``value_range`` when given; 0–255 for uint8 (exactly mmseg's
+    behaviour); otherwise measured per band on the valid pixels of the date (finite and not
+    nodata), so neither the dtype's extremes nor a nodata value such as -9999 stretch it.
+    ``brightness_delta`` is in 0–255 units and scaled to each band's range; contrast pivots
+    on the band's low end (for uint8: 0, as in mmseg). A band without spread gets no
+    brightness shift.
+
+    Nodata values (band values equal to the date's nodata value, ``results['nodata']``
+    else ``geo_meta[i]['nodata']``; NaN for floats) are left out of the range and keep their
+    value, so nodata pixels stay nodata. The dtype is kept; integer results are rounded and
+    clipped to the dtype range (``value_range`` sets the scale, it does not clip).
 
     Args:
         brightness_delta: Maximum brightness shift, in 0–255 units.
         contrast_range: Range of the contrast factor.
         saturation_range: Range of the saturation factor.
         hue_delta: Maximum hue shift (OpenCV hue units, 0–180).
-        value_range: Optional ``(low, high)`` of the data, e.g. ``(0, 4095)`` for 12-bit data.
+        value_range: Optional ``(low, high)`` of the data for every band, e.g. ``(0, 4095)``
+            for 12-bit data: brightness is scaled to it and contrast pivots on ``low``.
     """
 
     def __init__(self, brightness_delta: float = 32,
@@ -41,55 +53,133 @@ class BitemporalPhotoMetricDistortion(BaseTransform):
         self.contrast_lower, self.contrast_upper = contrast_range
         self.saturation_lower, self.saturation_upper = saturation_range
         self.hue_delta = hue_delta
-        self.value_range = tuple(value_range) if value_range is not None else None
+        if value_range is not None:
+            value_range = (float(value_range[0]), float(value_range[1]))
+            if not value_range[1] > value_range[0]:
+                raise ValueError(f'value_range must be (low, high) with high > low, got '
+                                 f'{value_range}')
+        self.value_range = value_range
 
-    def _range(self, img: np.ndarray) -> tuple[float, float]:
+    # ------------------------------------------------------------------ draws
+    def draw(self, colour: bool) -> dict:
+        """Draw one date's parameters (mmseg's order of draws); ``None`` = step skipped.
+
+        Returns ``dict(brightness, contrast, contrast_first, saturation, hue)``; the colour
+        steps are drawn only when ``colour`` (3-band uint8).
+        """
+        params = dict(brightness=None, contrast=None, saturation=None, hue=None)
+        if np.random.randint(2):
+            params['brightness'] = np.random.uniform(-self.brightness_delta,
+                                                     self.brightness_delta)
+        params['contrast_first'] = bool(np.random.randint(2))
+        if params['contrast_first']:
+            params['contrast'] = self._draw_contrast()
+        if colour:
+            if np.random.randint(2):
+                params['saturation'] = np.random.uniform(self.saturation_lower,
+                                                         self.saturation_upper)
+            if np.random.randint(2):
+                params['hue'] = np.random.randint(-self.hue_delta, self.hue_delta + 1)
+        if not params['contrast_first']:
+            params['contrast'] = self._draw_contrast()
+        return params
+
+    def _draw_contrast(self) -> float | None:
+        if np.random.randint(2):
+            return np.random.uniform(self.contrast_lower, self.contrast_upper)
+        return None
+
+    # ------------------------------------------------------------------ application
+    def band_ranges(self, img: np.ndarray,
+                    invalid: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """``(low, high)`` per band, each ``(C,)`` float64 (see the class docstring).
+
+        Args:
+            img: ``(H, W, C)`` image.
+            invalid: ``(H, W, C)`` bool, True for values left out (nodata, NaN), or None.
+        """
+        bands = img.shape[2]
         if self.value_range is not None:
-            return self.value_range
-        if np.issubdtype(img.dtype, np.integer):
-            info = np.iinfo(img.dtype)
-            return float(info.min), float(info.max)
-        lo, hi = float(np.nanmin(img)), float(np.nanmax(img))
-        return (lo, hi) if hi > lo else (lo, lo + 1.0)
+            return (np.full(bands, self.value_range[0]), np.full(bands, self.value_range[1]))
+        if img.dtype == np.uint8:
+            return np.zeros(bands), np.full(bands, 255.0)
+        low, high = np.zeros(bands), np.zeros(bands)
+        for c in range(bands):
+            band = img[..., c] if invalid is None else img[..., c][~invalid[..., c]]
+            band = band[np.isfinite(band)] if band.dtype.kind == 'f' else band
+            if band.size:
+                low[c], high[c] = float(band.min()), float(band.max())
+        return low, high
 
-    def _contrast(self, img: np.ndarray, low: float) -> np.ndarray:
-        if np.random.randint(2):
-            alpha = np.random.uniform(self.contrast_lower, self.contrast_upper)
-            img = low + (img - low) * alpha
-        return img
+    @staticmethod
+    def invalid_values(img: np.ndarray, nodata: float | None) -> np.ndarray | None:
+        """``(H, W, C)`` bool: band values equal to ``nodata`` (and NaN for floats).
 
-    def _saturation_hue(self, img: np.ndarray) -> np.ndarray:
+        Per value rather than per pixel: a band that is nodata in an otherwise valid pixel
+        is neither measured nor changed either.
+        """
+        floating = img.dtype.kind == 'f'
+        if nodata is None:
+            return np.isnan(img) if floating else None
+        if np.isnan(nodata):
+            return np.isnan(img) if floating else None
+        invalid = img == nodata
+        return invalid | np.isnan(img) if floating else invalid
+
+    def apply(self, img: np.ndarray, params: dict, nodata: float | None = None) -> np.ndarray:
+        """Distort one ``(H, W, C)`` (or ``(H, W)``) image with the drawn ``params``.
+
+        Deterministic given ``params`` (see :meth:`draw`), so tests can check values by hand.
+        Nodata values (and NaN) keep their value.
+        """
+        squeeze = img.ndim == 2
+        img3 = img[..., None] if squeeze else img
+        invalid = self.invalid_values(img3, nodata)
+        if invalid is not None and invalid.all():
+            return img.copy()
+        low, high = self.band_ranges(img3, invalid)
+        out = img3.astype(np.float64)
+        if params.get('brightness') is not None:
+            out = out + params['brightness'] * (high - low) / 255.0
+        if params.get('contrast_first') and params.get('contrast') is not None:
+            out = low + (out - low) * params['contrast']
+        colour = img3.dtype == np.uint8 and img3.shape[2] == 3
+        if colour and (params.get('saturation') is not None or params.get('hue') is not None):
+            out = self._saturation_hue(np.clip(np.rint(out), 0, 255).astype(np.uint8),
+                                       params).astype(np.float64)
+        if not params.get('contrast_first') and params.get('contrast') is not None:
+            out = low + (out - low) * params['contrast']
+        with np.errstate(invalid='ignore'):
+            out = self._to_dtype(out, img3.dtype)
+        if invalid is not None:
+            out[invalid] = img3[invalid]
+        return out[..., 0] if squeeze else out
+
+    @staticmethod
+    def _to_dtype(out: np.ndarray, dtype: np.dtype) -> np.ndarray:
+        if np.issubdtype(dtype, np.integer):
+            info = np.iinfo(dtype)
+            return np.clip(np.rint(out), info.min, info.max).astype(dtype)
+        return out.astype(dtype)
+
+    @staticmethod
+    def _saturation_hue(img: np.ndarray, params: dict) -> np.ndarray:
         hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV)
-        if np.random.randint(2):
-            alpha = np.random.uniform(self.saturation_lower, self.saturation_upper)
-            hsv[..., 1] = np.clip(hsv[..., 1] * alpha, 0, 255).astype(np.uint8)
-        if np.random.randint(2):
-            shift = np.random.randint(-self.hue_delta, self.hue_delta + 1)
-            hsv[..., 0] = ((hsv[..., 0].astype(np.int32) + shift) % 180).astype(np.uint8)
+        if params.get('saturation') is not None:
+            hsv[..., 1] = np.clip(hsv[..., 1] * params['saturation'], 0, 255).astype(np.uint8)
+        if params.get('hue') is not None:
+            hsv[..., 0] = ((hsv[..., 0].astype(np.int32) + params['hue']) % 180).astype(
+                np.uint8)
         return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
 
-    def distort(self, img: np.ndarray) -> np.ndarray:
-        """Distort one date's ``(H, W, C)`` image with fresh random draws."""
-        low, high = self._range(img)
-        out = img.astype(np.float32)
-        if np.random.randint(2):
-            delta = np.random.uniform(-self.brightness_delta, self.brightness_delta)
-            out = out + delta * (high - low) / 255.0
-        mode = np.random.randint(2)
-        if mode == 1:
-            out = self._contrast(out, low)
-        if img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3:
-            out = self._saturation_hue(np.clip(np.rint(out), 0, 255).astype(np.uint8))
-            out = out.astype(np.float32)
-        if mode == 0:
-            out = self._contrast(out, low)
-        if np.issubdtype(img.dtype, np.integer):
-            info = np.iinfo(img.dtype)
-            return np.clip(np.rint(out), info.min, info.max).astype(img.dtype)
-        return out.astype(img.dtype)
+    def distort(self, img: np.ndarray, nodata: float | None = None) -> np.ndarray:
+        """Distort one date's image with fresh random draws."""
+        colour = img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3
+        return self.apply(img, self.draw(colour), nodata)
 
     def transform(self, results: dict) -> dict:
-        results['img'] = [self.distort(img) for img in results['img']]
+        nodata = effective_nodata(results)
+        results['img'] = [self.distort(img, value) for img, value in zip(results['img'], nodata)]
         return results
 
     def __repr__(self) -> str:

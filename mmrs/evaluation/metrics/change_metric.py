@@ -13,6 +13,7 @@ import numpy as np
 from mmengine.evaluator import BaseMetric
 
 from mmrs.registry import METRICS
+from mmrs.structures.geometry import restore_label_map, sample_meta
 
 from ..functional import IGNORE_INDEX, ArrayLike, binary_metrics, confusion_matrix
 
@@ -50,6 +51,21 @@ def describe_sample(data_sample: Any) -> str:
     return 'unknown sample'
 
 
+def gt_on_prediction_grid(data_sample: Any, gt_key: str, pred: ArrayLike) -> ArrayLike:
+    """The ground-truth map ``gt_key`` of a sample at the size of its prediction ``pred``.
+
+    Predictions are at the original size (``ori_shape``); labels loaded after the test
+    pipeline's geometric transforms are too, labels loaded before them are brought back with
+    :func:`mmrs.structures.restore_label_map` (pipeline padding cut off, flips undone).
+
+    Raises:
+        ValueError: Naming the sample, when the label cannot be brought to that size.
+    """
+    return restore_label_map(get_label_map(data_sample, gt_key), sample_meta(data_sample),
+                             tuple(pred.shape[-2:]), field=gt_key,
+                             where=describe_sample(data_sample))
+
+
 def scale_metrics(metrics: dict[str, float], percent: bool) -> dict[str, float]:
     """Return ``metrics`` as plain floats, multiplied by 100 when ``percent`` is set."""
     factor = 100.0 if percent else 1.0
@@ -82,6 +98,11 @@ class ChangeMetric(BaseMetric):
     0 is reported as 0, never NaN (e.g. no change predicted and none in the ground truth gives
     precision = recall = f1 = iou = 0). Kappa is 0 when the chance agreement is 1 (a single
     class everywhere); torchmetrics returns NaN there.
+
+    Predictions are at the original size (``ori_shape``); ground truth is compared at that
+    size too: labels padded (or flipped) with the image in the test pipeline are restored
+    first, and a label that the pipeline resized is an error telling to load the
+    annotations after the geometric transforms (see :func:`gt_on_prediction_grid`).
 
     Predictions may come from a 2-class softmax head (argmax) or a 1-class sigmoid head that
     is already thresholded: either way they must be 0/1 (bool or integral floats are
@@ -117,10 +138,11 @@ class ChangeMetric(BaseMetric):
         """
         for data_sample in data_samples:
             where = describe_sample(data_sample)
+            pred = get_label_map(data_sample, 'pred_sem_seg')
             self.results.append(
                 confusion_matrix(
-                    get_label_map(data_sample, 'pred_sem_seg'),
-                    get_label_map(data_sample, 'gt_sem_seg'),
+                    pred,
+                    gt_on_prediction_grid(data_sample, 'gt_sem_seg', pred),
                     num_classes=2,
                     ignore_index=self.ignore_index,
                     pred_name=f'pred_sem_seg ({where})',

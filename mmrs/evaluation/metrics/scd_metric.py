@@ -56,7 +56,8 @@ from mmrs.registry import METRICS
 
 from ..functional import (IGNORE_INDEX, ArrayLike, binary_metrics, confusion_matrix,
                           from_to_labels, opencd_metrics, scd_metrics)
-from .change_metric import describe_sample, get_label_map, scale_metrics
+from .change_metric import (describe_sample, get_label_map, gt_on_prediction_grid,
+                            scale_metrics)
 
 #: The conventions :class:`SCDMetric` knows, in report order.
 SCD_CONVENTIONS = ('second', 'opencd', 'mambacd')
@@ -98,6 +99,9 @@ class SCDMetric(BaseMetric):
     predictions are set to 0 where ``pred_sem_seg`` is 0, as the SECOND/SCanNet/MambaCD
     evaluation code does, so a head that emits land-cover classes everywhere is scored
     the same as one that already follows the data contract.
+
+    Ground-truth maps are compared at the predictions' original size, as in
+    :class:`~mmrs.evaluation.metrics.ChangeMetric`.
 
     Ignored pixels: ``gt_sem_seg == ignore_index`` for the binary matrix, the date's own
     ``gt_sem_seg_from/to == ignore_index`` for the semantic matrix, any of the three for the
@@ -165,6 +169,10 @@ class SCDMetric(BaseMetric):
         """Binary, semantic and (optionally) from-to confusion matrices of one sample."""
         where = describe_sample(data_sample)
         maps = {key: get_label_map(data_sample, key) for key in _MAPS}
+        pred = maps['pred_sem_seg']
+        for key in _MAPS:
+            if key.startswith('gt_'):
+                maps[key] = gt_on_prediction_grid(data_sample, key, pred)
         shapes = {key: tuple(m.shape[-2:]) for key, m in maps.items()}
         if len(set(shapes.values())) != 1:
             raise ValueError(f'label maps of {where} differ in size: {shapes}')

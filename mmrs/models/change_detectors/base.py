@@ -20,15 +20,12 @@ from torch import Tensor
 
 from mmrs.registry import MODELS
 from mmrs.structures import ChangeDataSample
+from mmrs.structures.geometry import crop_padding, undo_orientation
 from mmrs.utils.typing_utils import OptConfigType, OptMultiConfig, OptSampleList, SampleList
 
 
 def _pair(value: int | Sequence[int]) -> tuple[int, int]:
     return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
-
-
-#: logits axes ``(K, H, W)`` to flip back for each recorded flip direction
-FLIP_DIMS = {'horizontal': (2, ), 'vertical': (1, ), 'diagonal': (1, 2)}
 
 
 class BaseChangeDetector(BaseModel, metaclass=ABCMeta):
@@ -209,21 +206,26 @@ class BaseChangeDetector(BaseModel, metaclass=ABCMeta):
             logits, size=tuple(size), mode='bilinear', align_corners=self.align_corners)
 
     def restore_logits(self, logits: Tensor, img_meta: dict) -> Tensor:
-        """Undo padding, test-time flip and resizing for one sample's ``(K, H, W)`` logits.
+        """Bring one sample's ``(K, H, W)`` logits of the padded batch to ``ori_shape``.
 
-        The padding (bottom/right, see the preprocessor) is cropped off with ``img_shape``;
-        a ``flip`` recorded in the metainfo (test-time augmentation) is undone; the result
-        is resized bilinearly to ``ori_shape``. Missing keys mean "nothing to undo".
+        In this order (the inverse of the pipeline's normal form, see
+        :mod:`mmrs.structures.geometry`): the preprocessor's ``padding_size`` is cut off
+        (``img_shape`` without it), then the pipeline's ``img_padding_size`` (``PairedPad``),
+        so padding is never stretched into the image; recorded quarter turns
+        (``rotate90_k``) and the ``flip`` are undone; the result is resized bilinearly to
+        ``ori_shape``. Missing keys mean "nothing to undo".
+
+        Raises:
+            ValueError: If the recorded flip direction is unknown or a padding does not fit.
         """
-        h, w = tuple(img_meta.get('img_shape', logits.shape[-2:]))[:2]
-        logits = logits[:, :h, :w]
-        if img_meta.get('flip', False):
-            direction = img_meta.get('flip_direction', 'horizontal')
-            dims = FLIP_DIMS.get(direction)
-            if dims is None:
-                raise ValueError(f'cannot undo flip direction {direction!r}')
-            logits = logits.flip(dims=dims)
-        ori_shape = tuple(img_meta.get('ori_shape', (h, w)))[:2]
+        if img_meta.get('padding_size') is not None:
+            logits = crop_padding(logits, img_meta['padding_size'])
+        else:
+            h, w = tuple(img_meta.get('img_shape', logits.shape[-2:]))[:2]
+            logits = logits[:, :h, :w]
+        logits = crop_padding(logits, img_meta.get('img_padding_size'))
+        logits = undo_orientation(logits, img_meta)
+        ori_shape = tuple(img_meta.get('ori_shape', logits.shape[-2:]))[:2]
         return self._resize_to(logits[None], ori_shape)[0]
 
     def postprocess_result(self, seg_logits: Tensor,

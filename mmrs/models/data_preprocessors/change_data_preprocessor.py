@@ -3,7 +3,9 @@
 The counterpart of mmseg's ``SegDataPreProcessor`` for image pairs (see
 ``docs/data_flow.md``). Unlike open-cd's ``DualInputSegDataPreProcessor`` it keeps the date
 axis instead of concatenating 6 channels, accepts any band count and per-date statistics, and
-pads at test time too, so batched inference works on samples of different sizes.
+pads at test time too, so batched inference works on samples of different sizes. As in mmseg,
+label maps are padded for training only: at test time they stay as the pipeline made them and
+the metrics compare them with predictions at the original size.
 """
 from collections.abc import Sequence
 from numbers import Number
@@ -17,7 +19,7 @@ from torch import Tensor
 from mmrs.registry import MODELS
 from mmrs.utils.typing_utils import ConfigType, SampleList
 
-#: Label maps padded with ``seg_pad_val`` (so padding is ignored by losses and metrics).
+#: Label maps padded with ``seg_pad_val`` in training (so padding is ignored by the losses).
 SEG_FIELDS = ('gt_sem_seg', 'gt_sem_seg_from', 'gt_sem_seg_to')
 
 
@@ -27,11 +29,14 @@ class ChangeDataPreprocessor(BaseDataPreprocessor):
 
     Inputs from ``PackChangeInputs`` are ``(2, C, H, W)`` tensors (date axis first) of any
     dtype. They are cast to float32, normalised with ``(x - mean) / std`` per band, padded at
-    the bottom and right and stacked to ``(N, 2, C, H, W)``. The label maps in
-    :data:`SEG_FIELDS` are padded the same way with ``seg_pad_val``. Each data sample's
-    metainfo gets ``img_shape`` (the size before padding), ``pad_shape``,
-    ``padding_size`` (left, right, top, bottom, as in mmseg) and ``batch_input_shape``;
-    detectors use ``img_shape`` to crop the padding off their predictions.
+    the bottom and right and stacked to ``(N, 2, C, H, W)``. In training the label maps in
+    :data:`SEG_FIELDS` are padded the same way with ``seg_pad_val``; in evaluation only the
+    images are padded (mmseg's ``SegDataPreProcessor`` does the same), because predictions
+    are restored to ``ori_shape`` and compared with labels at that size. ``nodata_mask``
+    is never padded (it stays at the original size). Each data sample's metainfo gets
+    ``img_shape`` (the size before this padding), ``pad_shape``, ``padding_size`` (left,
+    right, top, bottom, as in mmseg) and ``batch_input_shape``; detectors cut
+    ``padding_size`` off their logits.
 
     Args:
         mean: Per-band mean, of length ``C`` (shared by both dates) or ``2 * C`` (date 1's
@@ -116,14 +121,15 @@ class ChangeDataPreprocessor(BaseDataPreprocessor):
         Args:
             data: ``{'inputs': list of (2, C, H, W) tensors (or one (N, 2, C, H, W) tensor),
                 'data_samples': list of ChangeDataSample (optional)}``.
-            training: Whether batch augmentations run.
+            training: Whether label maps are padded and batch augmentations run.
 
         Returns:
             ``{'inputs': (N, 2, C, H', W') float32 tensor, 'data_samples': the samples}``.
 
         Raises:
             ValueError: If an input is not ``(2, C, H, W)``, the band counts differ within the
-                batch, or a sample is larger than a fixed ``size``.
+                batch, a sample is larger than a fixed ``size``, or (training) a label map
+                differs in size from its image.
         """
         data = self.cast_data(data)
         inputs = data['inputs']
@@ -151,7 +157,7 @@ class ChangeDataPreprocessor(BaseDataPreprocessor):
             padding = (0, tw - w, 0, th - h)
             padded.append(F.pad(x, padding, value=self.pad_val))
             if data_samples is not None:
-                self._pad_sample(data_samples[i], padding, (h, w), (th, tw))
+                self._pad_sample(data_samples[i], padding, (h, w), (th, tw), training)
         batch = torch.stack(padded, dim=0)
 
         if training and self.batch_augments is not None:
@@ -160,12 +166,19 @@ class ChangeDataPreprocessor(BaseDataPreprocessor):
         return dict(inputs=batch, data_samples=data_samples)
 
     def _pad_sample(self, sample: Any, padding: tuple[int, int, int, int],
-                    img_shape: tuple[int, int], pad_shape: tuple[int, int]) -> None:
-        """Pad a sample's label maps and record the padding in its metainfo."""
-        for field in SEG_FIELDS:
+                    img_shape: tuple[int, int], pad_shape: tuple[int, int],
+                    training: bool) -> None:
+        """Record the padding in a sample's metainfo; in training pad its label maps too."""
+        for field in SEG_FIELDS if training else ():
             if field in sample:
                 pixel_data = getattr(sample, field)
                 label = pixel_data.data
+                if tuple(label.shape[-2:]) != tuple(img_shape):
+                    raise ValueError(
+                        f'{field} of {sample.metainfo.get("img_path", "a sample")} is '
+                        f'{tuple(label.shape[-2:])} but its image is {tuple(img_shape)}; in '
+                        'training the labels must go through the same geometric transforms '
+                        'as the images (load annotations before them)')
                 del pixel_data.data
                 pixel_data.data = F.pad(label, padding, value=self.seg_pad_val)
         sample.set_metainfo(
