@@ -193,7 +193,8 @@ def prepare_launch(cfg: Config) -> None:
     ourselves for every launcher mmengine offers (``pytorch``, ``slurm``, ``mpi``; see
     :func:`init_cpu_process_group`), honouring ``env_cfg.dist_cfg.timeout``, and wrap the
     model with :class:`~mmrs.engine.model_wrappers.DeviceAwareDistributedDataParallel`,
-    which does not pass CUDA ``device_ids``. With CUDA, mmengine does all of it.
+    which does not pass CUDA ``device_ids``. With CUDA, mmengine starts the group (and
+    converts the timeout itself); the launcher's environment is only checked here.
 
     Raises:
         LaunchError: The launcher's environment is incomplete (names what is missing).
@@ -201,9 +202,15 @@ def prepare_launch(cfg: Config) -> None:
     launcher = cfg.get('launcher', 'none')
     if launcher not in LAUNCHERS:
         raise LaunchError(f'--launcher {launcher!r} is not one of {", ".join(LAUNCHERS)}')
-    if launcher == 'none' or torch.cuda.is_available():
+    if launcher == 'none':
         return
     dist_cfg = cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
+    if torch.cuda.is_available():
+        # mmengine starts the group; check its inputs first so that a missing variable is
+        # named here rather than surfacing as a KeyError inside mmengine
+        distributed_env(launcher, port=dist_cfg.get('port'))
+        dist_timeout(dist_cfg)
+        return
     dist_cfg['backend'] = 'gloo'
     init_cpu_process_group(launcher, dist_cfg)
     wrapper = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel')

@@ -68,7 +68,8 @@ def test_two_process_ddp_training_then_testing(tiny_config: Path, tmp_path: Path
             str(tmp_path / 'ddp_test'), '--out', str(ddp_out))
     run_tool('tools/test.py', str(tiny_config), str(checkpoint), '--work-dir',
              str(tmp_path / 'single_test'), '--out', str(single_out), env=NUMERICS)
-    ddp_metrics, single_metrics = json.loads(ddp_out.read_text()), json.loads(single_out.read_text())
+    ddp_metrics = json.loads(ddp_out.read_text())
+    single_metrics = json.loads(single_out.read_text())
     assert ddp_metrics.keys() == single_metrics.keys()
     for key, value in single_metrics.items():
         assert ddp_metrics[key] == pytest.approx(value, abs=1e-9), key

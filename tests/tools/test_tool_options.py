@@ -146,3 +146,12 @@ class TestDemoConfigNames:
         monkeypatch.setattr(sys, 'argv', ['demo.py', '--config', 'nope.py'])
         assert module.main() == 2
         assert 'looked at' in capsys.readouterr().err and not commands
+
+
+def test_launcher_without_its_environment_is_a_clear_error(tiny_config: Path) -> None:
+    result = run_tool('tools/train.py', str(tiny_config), '--launcher', 'slurm', check=False,
+                      env=dict(SLURM_PROCID='', SLURM_NTASKS='', SLURM_LOCALID=''))
+    assert result.returncode != 0
+    assert 'tools/train.py: error: --launcher slurm needs the environment variable(s) ' \
+        'SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID' in result.stderr, result.stderr[-2000:]
+    assert 'Traceback' not in result.stderr

@@ -164,6 +164,18 @@ class TestPrepareLaunchOnCPU:
         prepare_launch(cfg)
         assert fake_init == [] and cfg.env_cfg.dist_cfg.backend == 'nccl'
 
+    def test_with_cuda_mmengine_starts_the_group_after_the_check(self, fake_init,
+                                                                 clean_env) -> None:
+        clean_env.setattr(torch.cuda, 'is_available', lambda: True)
+        with pytest.raises(LaunchError, match='OMPI_COMM_WORLD_RANK'):
+            prepare_launch(cpu_config('mpi'))
+        for name, value in MPI.items():
+            clean_env.setenv(name, value)
+        cfg = cpu_config('mpi', timeout=60)
+        prepare_launch(cfg)
+        assert fake_init == [] and cfg.env_cfg.dist_cfg.backend == 'nccl'
+        assert 'model_wrapper_cfg' not in cfg
+
     def test_missing_environment_fails_before_any_group(self, fake_init) -> None:
         with pytest.raises(LaunchError, match='SLURM_PROCID'):
             prepare_launch(cpu_config('slurm'))
