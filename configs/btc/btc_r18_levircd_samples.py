@@ -1,7 +1,7 @@
 # BTC-style ResNet-18 baseline on the real LEVIR-CD sample folder (11 valid 256x256 pairs in
 # A/ B/ label/, the invalid pair test_113_0256 excluded by the pair list). Used by the tests to
 # show the model overfits real data; point it elsewhere with
-#   --cfg-options data_root=/path/to/levir_cd_samples
+#   --data-root /path/to/levir_cd_samples   (tools/train.py, tools/test.py, browse_dataset.py)
 _base_ = [
     '../_base_/models/btc_r18_upernet.py', '../_base_/default_runtime.py',
     '../_base_/schedules/schedule_adamw_40k.py'

@@ -191,11 +191,9 @@ def restore_label_map(label: Array,
             f'the pipeline resized or cropped it; {hint}')
     if shape == target:
         return label
-    if padding is not None and any(padding):
-        cropped = crop_padding(label, padding) if (
-            padding[0] + padding[1] < shape[1] and padding[2] + padding[3] < shape[0]) else None
-        if cropped is not None and _hw(cropped) == target:
-            return cropped
+    if padding is not None and any(padding) and (
+            shape[0] - padding[2] - padding[3], shape[1] - padding[0] - padding[1]) == target:
+        return crop_padding(label, padding)
     raise ValueError(
         f'{field} of {where} is {shape[0]}x{shape[1]} but the prediction is at the original '
         f'size {target[0]}x{target[1]}, and the difference is not the recorded pipeline '

@@ -260,11 +260,9 @@ class TestPhotometric:
         assert deltas[0][0] != deltas[0][1]  # but the two dates got different deltas
         assert all(abs(d) <= 32 for d in deltas[0])
 
-    @pytest.mark.parametrize('value_range,limit', [(None, 32 * 65535 / 255),
-                                                   ((0, 4095), 32 * 4095 / 255)])
-    def test_multiband_uint16_brightness_scaled(self, value_range, limit):
-        t = BitemporalPhotoMetricDistortion(contrast_range=(1, 1), value_range=value_range)
-        img = np.full((8, 8, 6), 30000, np.uint16)
+    def test_multiband_uint16_brightness_scaled(self):
+        t = BitemporalPhotoMetricDistortion(contrast_range=(1, 1), value_range=(0, 4095))
+        img = np.full((8, 8, 6), 3000, np.uint16)
         seen = []
         for seed in range(8):
             np.random.seed(seed)
@@ -272,9 +270,19 @@ class TestPhotometric:
             for o in out['img']:
                 assert o.dtype == np.uint16 and o.shape == (8, 8, 6)
                 assert len(np.unique(o)) == 1  # same shift on every band
-                seen.append(int(o[0, 0, 0]) - 30000)
-        assert max(abs(d) for d in seen) <= limit + 1
+                seen.append(int(o[0, 0, 0]) - 3000)
+        assert max(abs(d) for d in seen) <= 32 * 4095 / 255 + 1
         assert max(abs(d) for d in seen) > 32  # scaled beyond the 8-bit delta
+
+    def test_band_without_spread_is_not_shifted_without_value_range(self):
+        # the range is measured on the data (issue 10, point 5), not the dtype's 0..65535:
+        # a constant band has no spread, so no brightness shift (see test_photometric_ranges)
+        t = BitemporalPhotoMetricDistortion(contrast_range=(1, 1))
+        img = np.full((8, 8, 6), 30000, np.uint16)
+        for seed in range(4):
+            np.random.seed(seed)
+            out = t(dict(img=[img.copy(), img.copy()]))
+            assert all((o == 30000).all() for o in out['img'])
 
     def test_float_multiband(self):
         img = np.random.default_rng(1).random((8, 8, 5)).astype(np.float32)

@@ -103,3 +103,42 @@ def test_runner_tests_250px_pairs(tmp_path: Path, pipeline_pad: bool) -> None:
     assert tp + fp + fn + tn == len(STEMS) * SIZE * SIZE
     assert metrics['oa'] == pytest.approx((tp + tn) / (tp + fp + fn + tn))
     assert metrics['f1'] == pytest.approx(2 * tp / max(2 * tp + fp + fn, 1))
+
+
+def test_runner_writes_georeferenced_predictions_with_nodata(tmp_path: Path) -> None:
+    """250x250 GeoTIFF pairs with a nodata collar: the written predictions are GeoTIFFs on
+    the source grid (CRS, transform), 255 where either date is nodata, 0/1 elsewhere."""
+    import rasterio
+    from rasterio.crs import CRS
+    from rasterio.transform import Affine
+
+    torch.set_num_threads(2)
+    root = tmp_path / 'data'
+    write_pairs(root)
+    transform = Affine(0.5, 0.0, 300000.0, 0.0, -0.5, 5000000.0)
+    collar = np.zeros((SIZE, SIZE), bool)
+    collar[:, :17] = True  # nodata in date 1
+    collar[-9:, :] = True  # nodata in date 2
+    for stem in STEMS:
+        for date, mask in (('A', np.s_[:, :17]), ('B', np.s_[-9:, :])):
+            png = root / 'test' / date / f'{stem}.png'
+            img = cv2.cvtColor(cv2.imread(str(png)), cv2.COLOR_BGR2RGB)
+            img = np.maximum(img, 1)  # 0 only in the collar
+            img[mask] = 0
+            with rasterio.open(png.with_suffix('.tif'), 'w', driver='GTiff', height=SIZE,
+                               width=SIZE, count=3, dtype='uint8', crs='EPSG:32631',
+                               transform=transform, nodata=0) as dst:
+                dst.write(np.moveaxis(img, -1, 0))
+            png.unlink()
+    cfg = build_cfg(tmp_path, pipeline_pad=True)
+    cfg['test_dataloader']['dataset']['img_suffix'] = '.tif'
+    cfg['visualizer']['name'] = 'vis_any_size_geotiff'
+    runner = Runner.from_cfg(cfg)
+    runner.test()
+    for stem in STEMS:
+        with rasterio.open(tmp_path / 'pred' / f'{stem}.tif') as src:
+            assert src.crs == CRS.from_epsg(32631) and src.transform == transform
+            assert src.nodata == 255 and (src.height, src.width) == (SIZE, SIZE)
+            values = src.read(1)
+        assert (values[collar] == 255).all()
+        assert set(np.unique(values[~collar])) <= {0, 1}
