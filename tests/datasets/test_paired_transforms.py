@@ -307,6 +307,14 @@ class TestExchangeTime:
         np.testing.assert_array_equal(out['gt_seg_map'], orig['gt_seg_map'])
         assert sorted(out['seg_fields']) == sorted(orig['seg_fields'])
 
+    def test_swaps_the_original_grids_too(self):
+        # after a geometric transform the untouched per-date grids live in ori_geo_meta;
+        # the prediction writer georeferences with them, so they must follow the dates
+        res = make_results()
+        res['ori_geo_meta'] = [dict(crs='A0'), dict(crs='B0')]
+        out = ExchangeTime(prob=1.0)(res)
+        assert out['ori_geo_meta'] == [dict(crs='B0'), dict(crs='A0')]
+
     def test_prob_zero_keeps_order(self):
         out = ExchangeTime(prob=0.0)(make_results())
         assert out['time_exchanged'] is False and out['img_path'] == ['a.tif', 'b.tif']

@@ -193,7 +193,8 @@ class BitemporalPhotoMetricDistortion(BaseTransform):
 class ExchangeTime(BaseTransform):
     """Swap the two dates with probability ``prob`` (augmentation for symmetric change).
 
-    Swaps the images, ``img_path``, ``geo_meta``, ``gt_seg_map_from``/``_to`` and
+    Swaps the images, ``img_path``, ``geo_meta`` (and ``ori_geo_meta``, the untransformed
+    grid kept by the geometric transforms), ``gt_seg_map_from``/``_to`` and
     ``seg_map_path_from``/``_to``; the binary change map is symmetric and stays as is.
     Sets ``time_exchanged``.
 
@@ -211,7 +212,7 @@ class ExchangeTime(BaseTransform):
         results['time_exchanged'] = swap
         if not swap:
             return results
-        for key in ('img', 'img_path', 'geo_meta'):
+        for key in ('img', 'img_path', 'geo_meta', 'ori_geo_meta'):
             if isinstance(results.get(key), (list, tuple)):
                 results[key] = list(results[key])[::-1]
         fields = results.get('seg_fields', [])
