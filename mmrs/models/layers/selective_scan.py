@@ -1,0 +1,359 @@
+"""The selective scan (S6) of Mamba/VMamba: a portable vectorised PyTorch scan and a CUDA fast path.
+
+Gu and Dao, "Mamba: Linear-Time Sequence Modeling with Selective State Spaces", 2023; used in 2-D by
+Liu et al., "VMamba: Visual State Space Model", NeurIPS 2024, and by ChangeMamba (Chen et al., TGRS
+2024).
+
+For every batch element ``b``, channel ``d`` and state ``n`` the scan runs the discretised
+recurrence
+
+.. code-block:: text
+
+    delta  = softplus(delta + delta_bias)                  (bias and softplus optional)
+    h_t    = exp(delta_t * A[d, n]) * h_{t-1} + delta_t * B_t[g(d), n] * u_t      (h_{-1} = 0)
+    y_t    = sum_n C_t[g(d), n] * h_t[n] + D[d] * u_t
+
+where ``g(d) = d // (KD / G)`` is the channel's group of the grouped ``B``/``C`` (VMamba's four scan
+directions are four groups). These semantics, the shapes and the fp32 state are those of the
+official references: ``selective_scan_ref`` in ``kernels/selective_scan/test_selective_scan.py`` of
+MzeroMiko/VMamba (copied from mamba_ssm's ``selective_scan_interface.py``; grouped B/C expanded with
+``repeat(B, "B G N L -> B (G H) N L")``) and ``selective_scan_torch`` in
+``classification/models/csms6s.py`` (same loop, used by VMamba when no kernel is built). Their CPU
+fallback is that loop over positions; :func:`selective_scan_reference` is our own version of it, the
+test oracle and the "naive" benchmark row.
+
+:func:`selective_scan` with the portable backend instead evaluates the recurrence as a parallel
+prefix scan. The step ``h -> a_t h + b_t`` (``a_t = exp(delta_t A)``, ``b_t = delta_t B_t u_t``)
+composes associatively, ``(a1, b1) then (a2, b2) = (a2 a1, a2 b1 + b2)``, so inside each chunk of
+``chunk_size`` positions a work-efficient parallel prefix scan (pairwise recursion, Blelloch-style)
+computes all prefixes in ``log2(chunk_size)`` levels of vectorised ops, and a second such scan over
+the ``L / chunk_size`` chunk ends gives the state entering every chunk (no Python loop over
+positions or chunks; the chunk size only splits the work between the two scans).
+
+Numerically it only ever multiplies the per-step decays ``a_t`` that the kernel itself computes: it
+never exponentiates a cumulative sum, so with ``A * delta <= 0`` (VMamba's ``A = -exp(A_log)``)
+every factor is in ``[0, 1]`` and nothing can overflow; with ``A > 0`` the products grow exactly as
+the true state does (an overflow there is an overflow of the recurrence itself, as in the kernel).
+Memory is ``O(batch * KD * L * N)``: a few tensors of the size of the reference's own ``deltaA``.
+"""
+import math
+
+import torch
+import torch.nn.functional as F
+from mmengine.logging import print_log
+from torch import Tensor
+
+__all__ = ['selective_scan', 'selective_scan_reference', 'available_cuda_backends']
+
+_BACKENDS = ('auto', 'torch', 'cuda')
+# Choices already announced in this process (one log line per distinct choice, not per call: the
+# scan runs four times per VMamba block).
+_LOGGED_CHOICES: set[str] = set()
+
+
+def _check_shapes(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None,
+                  delta_bias: Tensor | None) -> tuple[int, int, int, int, int]:
+    """Validate the kernel's shape contract; return ``(batch, KD, L, G, N)``."""
+    if u.dim() != 3 or delta.shape != u.shape:
+        raise ValueError(f'u and delta must both be (batch, KD, L), got {tuple(u.shape)} and '
+                         f'{tuple(delta.shape)}')
+    batch, kd, length = u.shape
+    if A.dim() != 2 or A.shape[0] != kd:
+        raise ValueError(f'A must be (KD={kd}, N), got {tuple(A.shape)}')
+    n = A.shape[1]
+    if B.dim() != 4 or C.shape != B.shape or B.shape[0] != batch or B.shape[2:] != (n, length):
+        raise ValueError(f'B and C must both be (batch={batch}, G, N={n}, L={length}), got '
+                         f'{tuple(B.shape)} and {tuple(C.shape)}')
+    groups = B.shape[1]
+    if kd % groups:
+        raise ValueError(f'KD={kd} channels cannot be split into G={groups} groups of B/C')
+    for name, t in (('D', D), ('delta_bias', delta_bias)):
+        if t is not None and t.shape != (kd, ):
+            raise ValueError(f'{name} must be (KD={kd},), got {tuple(t.shape)}')
+    if A.is_complex():
+        raise NotImplementedError('complex A (S4D-style) is not supported; VMamba uses real A')
+    return batch, kd, length, groups, n
+
+
+def _compute_dtype(u: Tensor) -> torch.dtype:
+    """float32 for every input dtype (the kernel's state precision); float64 stays float64."""
+    return torch.float64 if u.dtype == torch.float64 else torch.float32
+
+
+def _discretise_delta(delta: Tensor, delta_bias: Tensor | None, delta_softplus: bool,
+                      dtype: torch.dtype) -> Tensor:
+    """``softplus(delta + delta_bias)`` in ``dtype`` (float32 in the kernel)."""
+    delta = delta.to(dtype)
+    if delta_bias is not None:
+        delta = delta + delta_bias.to(dtype)[:, None]
+    return F.softplus(delta) if delta_softplus else delta
+
+
+def selective_scan_reference(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
+                             D: Tensor | None = None, delta_bias: Tensor | None = None,
+                             delta_softplus: bool = False) -> Tensor:
+    """The selective scan as a sequential loop over positions: the oracle for the fast paths.
+
+    Written directly from the recurrence in the module docstring, one position at a time, in float32
+    (float64 inputs stay float64). It is what VMamba runs on CPU and is slow (``L`` Python
+    iterations).
+
+    Args:
+        u: Input sequence, ``(batch, KD, L)``.
+        delta: Step sizes before bias/softplus, ``(batch, KD, L)``.
+        A: State matrix (diagonal per channel), ``(KD, N)``, real, usually negative.
+        B: Input projections per group, ``(batch, G, N, L)``; channel ``d`` uses group
+            ``d // (KD // G)``.
+        C: Output projections per group, ``(batch, G, N, L)``.
+        D: Skip weights, ``(KD,)``, or None.
+        delta_bias: Bias added to ``delta``, ``(KD,)``, or None.
+        delta_softplus: Whether to apply softplus to ``delta + delta_bias``.
+
+    Returns:
+        ``y`` of shape ``(batch, KD, L)`` in ``u``'s dtype.
+    """
+    batch, kd, length, groups, n = _check_shapes(u, delta, A, B, C, D, delta_bias)
+    # Written out independently of the fast paths' helpers so that it stays an independent oracle.
+    compute = torch.float64 if u.dtype == torch.float64 else torch.float32
+    dt = delta.to(compute)
+    if delta_bias is not None:
+        dt = dt + delta_bias.to(compute).unsqueeze(-1)
+    if delta_softplus:
+        dt = torch.log1p(torch.exp(-dt.abs())) + dt.clamp(min=0)  # softplus, overflow-free form
+    x = u.to(compute)
+    a = A.to(compute)
+    per_group = kd // groups
+    b_full = B.to(compute).repeat_interleave(per_group, dim=1)  # (batch, KD, N, L)
+    c_full = C.to(compute).repeat_interleave(per_group, dim=1)
+    h = x.new_zeros(batch, kd, n)
+    ys = []
+    for t in range(length):
+        drive = (dt[:, :, t] * x[:, :, t]).unsqueeze(-1) * b_full[..., t]
+        h = torch.exp(dt[:, :, t, None] * a) * h + drive
+        ys.append((h * c_full[..., t]).sum(-1))
+    y = torch.stack(ys, dim=-1)
+    if D is not None:
+        y = y + D.to(compute)[:, None] * x
+    return y.to(u.dtype)
+
+
+def _prefix_scan(decay: Tensor, drive: Tensor,
+                 with_decay: bool = True) -> tuple[Tensor | None, Tensor]:
+    """Inclusive scan of the steps ``h -> decay_t * h + drive_t`` along dim -2.
+
+    Returns ``(prod_{s<=t} decay_s, h_t)`` for every ``t``, ``h`` starting from zero (the products
+    only if ``with_decay``; skipping them saves a third of the work). A work-efficient
+    (Blelloch-style) recursion: neighbouring steps are composed in pairs, the half-length sequence
+    of pairs is scanned recursively, which gives the prefixes ending at odd positions, and each
+    even position is its own step applied to the prefix before it. ``log2(T)`` levels of vectorised
+    elementwise ops on geometrically shrinking tensors, a few full-size passes in all.
+    """
+    length = decay.shape[-2]
+    if length == 1:
+        return (decay if with_decay else None), drive
+    if length % 2:  # pad with the identity step (decay 1, drive 0)
+        decay = torch.cat([decay, torch.ones_like(decay[..., :1, :])], dim=-2)
+        drive = torch.cat([drive, torch.zeros_like(drive[..., :1, :])], dim=-2)
+    a_even, a_odd = decay.unflatten(-2, (-1, 2)).unbind(-2)
+    b_even, b_odd = drive.unflatten(-2, (-1, 2)).unbind(-2)
+    # Positions 2i+1: the pair (2i, 2i+1) composed, then scanned.
+    prod_odd, h_odd = _prefix_scan(a_odd * a_even, torch.addcmul(b_odd, a_odd, b_even), with_decay)
+    # Positions 2i: step 2i applied to the prefix ending at 2i-1 (the identity before position 0).
+    h_before = torch.cat([torch.zeros_like(h_odd[..., :1, :]), h_odd[..., :-1, :]], dim=-2)
+    h_even = torch.addcmul(b_even, a_even, h_before)
+    states = torch.stack([h_even, h_odd], dim=-2).flatten(-3, -2)[..., :length, :]
+    if not with_decay:
+        return None, states
+    prod_before = torch.cat([torch.ones_like(prod_odd[..., :1, :]), prod_odd[..., :-1, :]], dim=-2)
+    prods = torch.stack([a_even * prod_before, prod_odd], dim=-2).flatten(-3, -2)[..., :length, :]
+    return prods, states
+
+
+def _selective_scan_torch(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
+                          D: Tensor | None, delta_bias: Tensor | None, delta_softplus: bool,
+                          chunk_size: int) -> Tensor:
+    """The portable chunked parallel scan (see the module docstring)."""
+    batch, kd, length, groups, n = _check_shapes(u, delta, A, B, C, D, delta_bias)
+    if chunk_size < 1:
+        raise ValueError(f'chunk_size must be >= 1, got {chunk_size}')
+    compute = _compute_dtype(u)
+    per_group = kd // groups
+    dt = _discretise_delta(delta, delta_bias, delta_softplus, compute)
+    x = u.to(compute)
+    chunk = min(chunk_size, length)
+    num_chunks = math.ceil(length / chunk)
+    pad = num_chunks * chunk - length
+
+    # Layout (batch, G, KD/G, chunks, T, N): channels split into their B/C group so that B and C
+    # broadcast over the group's channels instead of being repeated.
+    def to_blocks(t: Tensor) -> Tensor:  # (batch, KD, L) -> (batch, G, KD/G, chunks, T, 1)
+        t = F.pad(t, (0, pad))  # padded steps have delta = 0: a = 1, b = 0, the identity step
+        return t.view(batch, groups, per_group, num_chunks, chunk, 1)
+
+    def bc_blocks(t: Tensor) -> Tensor:  # (batch, G, N, L) -> (batch, G, 1, chunks, T, N)
+        t = F.pad(t.to(compute), (0, pad))
+        return t.view(batch, groups, n, num_chunks, chunk).permute(0, 1, 3, 4, 2).unsqueeze(2)
+
+    dt_b, x_b = to_blocks(dt), to_blocks(x)
+    a_mat = A.to(compute).view(1, groups, per_group, 1, 1, n)
+    decay = torch.exp(dt_b * a_mat)  # a_t, (batch, G, KD/G, chunks, T, N)
+    drive = (dt_b * x_b) * bc_blocks(B)  # b_t
+
+    # Every prefix inside each chunk, then every prefix over the chunk ends (the state entering each
+    # chunk), both as log-depth vectorised scans: no Python loop over positions or chunks.
+    decay, drive = _prefix_scan(decay, drive, with_decay=num_chunks > 1)
+    if num_chunks > 1:
+        _, ends = _prefix_scan(decay[..., -1, :], drive[..., -1, :], with_decay=False)
+        start = torch.cat([torch.zeros_like(ends[..., :1, :]), ends[..., :-1, :]], dim=-2)
+        state = torch.addcmul(drive, decay, start.unsqueeze(-2))
+    else:
+        state = drive
+    y = (state * bc_blocks(C)).sum(-1)  # (batch, G, KD/G, chunks, T)
+    y = y.reshape(batch, kd, num_chunks * chunk)[..., :length]
+    if D is not None:
+        y = y + D.to(compute)[:, None] * x
+    return y.to(u.dtype)
+
+
+# --------------------------------------------------------------------------------------------------
+# CUDA kernels (optional). Looked up lazily: importing them at ``import mmrs`` would cost CUDA
+# initialisation on CPU-only machines.
+# --------------------------------------------------------------------------------------------------
+_CUDA_CACHE: dict[str, object] = {}
+
+
+def available_cuda_backends() -> list[str]:
+    """Names of the importable selective-scan CUDA implementations, in order of preference.
+
+    ``'oflex'``/``'core'`` are VMamba's extensions (``selective_scan_cuda_oflex``,
+    ``selective_scan_cuda_core``, built from ``kernels/selective_scan``), ``'mamba_ssm'`` is
+    ``mamba_ssm.ops.selective_scan_interface.selective_scan_fn`` and ``'mamba'`` the bare
+    ``selective_scan_cuda`` extension that ``mamba_ssm`` builds (VMamba calls it directly).
+    """
+    if 'names' not in _CUDA_CACHE:
+        names = []
+        for name, module in (('oflex', 'selective_scan_cuda_oflex'),
+                             ('core', 'selective_scan_cuda_core')):
+            try:
+                _CUDA_CACHE[name] = __import__(module)
+                names.append(name)
+            except Exception:  # noqa: BLE001 - a broken build must not break the portable path
+                pass
+        try:
+            from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
+            _CUDA_CACHE['mamba_ssm'] = selective_scan_fn
+            names.append('mamba_ssm')
+        except Exception:  # noqa: BLE001
+            try:
+                _CUDA_CACHE['mamba'] = __import__('selective_scan_cuda')
+                names.append('mamba')
+            except Exception:  # noqa: BLE001
+                pass
+        _CUDA_CACHE['names'] = names
+    return list(_CUDA_CACHE['names'])  # type: ignore[arg-type]
+
+
+class _VMambaKernelScan(torch.autograd.Function):
+    """Autograd wrapper of VMamba's / mamba's raw CUDA extensions (their fwd/bwd signatures)."""
+
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C, D, delta_bias, delta_softplus,  # type: ignore[override]
+                name):
+        ext = _CUDA_CACHE[name]
+        if name == 'oflex':  # last arg: output in float32 ("oflex"); we cast back below
+            out, x, *_ = ext.fwd(u, delta, A, B, C, D, delta_bias, delta_softplus, 1, True)
+        elif name == 'core':
+            out, x, *_ = ext.fwd(u, delta, A, B, C, D, delta_bias, delta_softplus, 1)
+        else:
+            out, x, *_ = ext.fwd(u, delta, A, B, C, D, None, delta_bias, delta_softplus)
+        ctx.save_for_backward(u, delta, A, B, C, D, delta_bias, x)
+        ctx.delta_softplus, ctx.name = delta_softplus, name
+        return out
+
+    @staticmethod
+    def backward(ctx, dout):  # type: ignore[override]
+        u, delta, A, B, C, D, delta_bias, x = ctx.saved_tensors
+        ext = _CUDA_CACHE[ctx.name]
+        dout = dout.contiguous()
+        if ctx.name in ('oflex', 'core'):
+            grads = ext.bwd(u, delta, A, B, C, D, delta_bias, dout, x, ctx.delta_softplus, 1)
+        else:
+            grads = ext.bwd(u, delta, A, B, C, D, None, delta_bias, dout, x, None, None,
+                            ctx.delta_softplus, False)
+        du, ddelta, dA, dB, dC, dD, ddelta_bias = grads[:7]
+        return (du, ddelta, dA, dB, dC, dD if D is not None else None,
+                ddelta_bias if delta_bias is not None else None, None, None)
+
+
+def _selective_scan_cuda(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
+                         D: Tensor | None, delta_bias: Tensor | None, delta_softplus: bool,
+                         name: str) -> Tensor:
+    """Run kernel ``name`` with the dtypes and strides the kernels require (fp32 A/D/bias)."""
+    _check_shapes(u, delta, A, B, C, D, delta_bias)
+    u = u.contiguous()
+    delta, B, C = (t.to(u.dtype).contiguous() for t in (delta, B, C))
+    A = A.float().contiguous()
+    D = D.float().contiguous() if D is not None else None
+    delta_bias = delta_bias.float().contiguous() if delta_bias is not None else None
+    if name == 'mamba_ssm':
+        out = _CUDA_CACHE[name](u, delta, A, B, C, D, None, delta_bias, delta_softplus)
+    else:
+        out = _VMambaKernelScan.apply(u, delta, A, B, C, D, delta_bias, delta_softplus, name)
+    return out.to(u.dtype)
+
+
+def _log_choice(choice: str) -> None:
+    if choice not in _LOGGED_CHOICES:
+        _LOGGED_CHOICES.add(choice)
+        print_log(f'selective_scan: using the {choice} implementation', logger='current')
+
+
+def selective_scan(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
+                   D: Tensor | None = None, delta_bias: Tensor | None = None,
+                   delta_softplus: bool = False, *, backend: str = 'auto',
+                   chunk_size: int = 64) -> Tensor:
+    """The selective scan with the semantics of mamba_ssm's ``selective_scan_fn`` (no ``z`` gate).
+
+    Args:
+        u: Input sequence, ``(batch, KD, L)``.
+        delta: Step sizes before bias/softplus, ``(batch, KD, L)``.
+        A: State matrix (diagonal per channel), ``(KD, N)``, real; VMamba uses ``-exp(A_log) < 0``.
+        B: Input projections per group, ``(batch, G, N, L)`` with ``KD % G == 0``; channel group
+            ``g`` is channels ``[g*KD/G, (g+1)*KD/G)``.
+        C: Output projections per group, ``(batch, G, N, L)``.
+        D: Skip weights, ``(KD,)``, or None.
+        delta_bias: Bias added to ``delta`` before the softplus, ``(KD,)``, or None.
+        delta_softplus: Whether to apply softplus to ``delta + delta_bias``.
+        backend: ``'auto'`` uses a CUDA kernel when the tensors are on a GPU and one is importable
+            (see :func:`available_cuda_backends`), else the portable scan; ``'cuda'`` forces the
+            kernel; ``'torch'`` forces the portable scan. The choice is logged once per process.
+        chunk_size: Positions per chunk of the portable scan: a prefix scan of depth
+            ``log2(chunk_size)`` inside the chunks, one of depth ``log2(L / chunk_size)`` over the
+            chunk ends. Any value >= 1 gives the same result up to rounding.
+
+    Returns:
+        ``y`` of shape ``(batch, KD, L)`` in ``u``'s dtype; the state and every accumulation are
+        float32 (float64 for float64 inputs on the portable path). VMamba's ``oflex`` kernel returns
+        float32 for half inputs; here the result is cast back to ``u``'s dtype.
+
+    Raises:
+        ValueError: On an unknown backend or inconsistent shapes.
+        RuntimeError: If ``backend='cuda'`` and the tensors are not on a GPU or no kernel is
+            importable.
+    """
+    if backend not in _BACKENDS:
+        raise ValueError(f'backend must be one of {_BACKENDS}, got {backend!r}')
+    if backend != 'torch':
+        kernels = available_cuda_backends() if u.is_cuda else []
+        if kernels:
+            _log_choice(f'CUDA kernel ({kernels[0]})')
+            return _selective_scan_cuda(u, delta, A, B, C, D, delta_bias, delta_softplus,
+                                        kernels[0])
+        if backend == 'cuda':
+            where = 'the tensors are on the CPU' if not u.is_cuda else (
+                'neither mamba_ssm nor VMamba\'s selective_scan_cuda_oflex/_core/'
+                'selective_scan_cuda extension is importable')
+            raise RuntimeError(f"selective_scan(backend='cuda') needs a CUDA kernel, but {where}; "
+                               "use backend='torch' (or 'auto') for the portable PyTorch scan")
+    _log_choice('portable PyTorch')
+    return _selective_scan_torch(u, delta, A, B, C, D, delta_bias, delta_softplus, chunk_size)
