@@ -52,6 +52,11 @@ TINY_OVERRIDES: dict[str, dict] = {
         'model.decode_head.in_channels': (4, 8, 16, 32, 32),
         'model.decode_head.decoder_channels': (4, 8, 16, 32),
     },
+    'mambabcd.py': {  # one VSS block per stage, VMamba dims 8/16/32/64, a 16-wide decoder
+        'model.backbone.arch': dict(depths=[1, 1, 1, 1], dims=8, drop_path_rate=0.2),
+        'model.decode_head.in_channels': [16, 32, 64, 128],
+        'model.decode_head.channels': 16,
+    },
     'scd_r18_upernet.py': {
         **_R18_TINY,
         'model.neck.in_channels': [8, 16, 32, 64],

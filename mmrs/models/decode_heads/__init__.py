@@ -1,4 +1,9 @@
 """Decode heads registered by mmrs (mmseg heads are used by prefix, e.g. mmseg.UPerHead)."""
+from .changemamba_head import (CHANGEMAMBA_SSM_CFG, MAMBABCD_KEY_MAP, MambaBCDHead,
+                               interleave_columns)
 from .fc_siam_head import FCSiamDiffHead
 
-__all__ = ['FCSiamDiffHead']
+__all__ = [
+    'CHANGEMAMBA_SSM_CFG', 'FCSiamDiffHead', 'MAMBABCD_KEY_MAP', 'MambaBCDHead',
+    'interleave_columns'
+]
