@@ -52,8 +52,8 @@ TINY_OVERRIDES: dict[str, dict] = {
         'model.decode_head.in_channels': (4, 8, 16, 32, 32),
         'model.decode_head.decoder_channels': (4, 8, 16, 32),
     },
-    'mambabcd.py': {  # one VSS block per stage, VMamba dims 8/16/32/64, a 16-wide decoder
-        'model.backbone.arch': dict(depths=[1, 1, 1, 1], dims=8, drop_path_rate=0.2),
+    'mambabcd.py': {  # VMamba-T depths with dims 8/16/32/64, a 16-wide decoder
+        'model.backbone.arch': dict(depths=[2, 2, 4, 2], dims=8, drop_path_rate=0.2),
         'model.decode_head.in_channels': [16, 32, 64, 128],
         'model.decode_head.channels': 16,
     },

@@ -1,20 +1,12 @@
 """Output parity of mmrs' ``VMamba`` with the official ChangeMamba encoder (``Backbone_VSSM``).
 
 The official code is not part of mmrs: point this script at a checkout of
-https://github.com/ChenHongruixuan/MambaCD (its ``classification/models/vmamba.py``)::
+https://github.com/ChenHongruixuan/MambaCD::
 
-    python tools/model_converters/parity/vmamba_encoder.py \\
-        --official-file /path/to/MambaCD/classification/models/vmamba.py \\
+    python tools/model_converters/parity/vmamba_encoder.py --official-repo /path/to/MambaCD \\
         --variants tiny small base --out benchmarks/results/vmamba_encoder_parity.json
 
-The official file needs CUDA/triton-only pieces that do not exist on a CPU machine. Only
-those are replaced, in this process, never on disk:
-
-- ``csm_triton`` (triton cross-scan, unused by the ``v3noz`` path on the CPU) and
-  ``fvcore.nn`` (FLOP counting) by empty stand-ins;
-- the CUDA selective-scan autograd functions (``SelectiveScanOflex/Core/Mamba``) by
-  :func:`mmrs.models.layers.selective_scan_reference`, the sequential loop written from the
-  recurrence (not mmrs' fast path, which is what the comparison checks).
+Its CUDA/triton-only pieces are replaced in-process as :mod:`official_mambacd` explains.
 
 Every official parameter (norms included) is randomised, the state dict is loaded into mmrs'
 ``VMamba(arch=variant, norm_layer=...)`` with ``strict=True`` (same keys, same shapes), and the
@@ -22,10 +14,8 @@ four outputs of both models are compared on the same input (fp32, CPU). Exit sta
 difference exceeds ``--atol``.
 """
 import argparse
-import importlib.util
 import json
 import sys
-import types
 from pathlib import Path
 
 import torch
@@ -34,8 +24,10 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 if str(REPO_ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(REPO_ROOT))
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from official_mambacd import import_mambacd  # noqa: E402
+
 from mmrs.models.backbones import VMamba  # noqa: E402
-from mmrs.models.layers import selective_scan_reference  # noqa: E402
 
 #: ChangeMamba's vssm1 settings (changedetection/configs/vssm1/*.yaml + config.py defaults).
 VARIANTS = dict(
@@ -51,31 +43,6 @@ COMMON = dict(patch_size=4, in_chans=3, num_classes=1000, ssm_d_state=1, ssm_rat
               use_checkpoint=False)
 
 
-def load_official(path: Path) -> types.ModuleType:
-    """Import the official ``vmamba.py`` with its CUDA-only pieces replaced (see above)."""
-    if not path.is_file():
-        raise FileNotFoundError(f'official vmamba.py not found: {path}')
-    triton = types.ModuleType('csm_triton')
-    triton.CrossScanTriton = triton.CrossMergeTriton = triton.CrossScanTriton1b1 = None
-    fvcore, fvcore_nn = types.ModuleType('fvcore'), types.ModuleType('fvcore.nn')
-    for name in ('FlopCountAnalysis', 'flop_count_str', 'flop_count', 'parameter_count'):
-        setattr(fvcore_nn, name, None)
-    fvcore.nn = fvcore_nn
-    sys.modules.update({'csm_triton': triton, 'fvcore': fvcore, 'fvcore.nn': fvcore_nn})
-    spec = importlib.util.spec_from_file_location('mambacd_vmamba_official', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-
-    def reference_apply(u, delta, A, B, C, D=None, delta_bias=None, delta_softplus=False,
-                        *_):
-        return selective_scan_reference(u, delta, A, B, C, D, delta_bias, delta_softplus)
-
-    for name in ('SelectiveScanOflex', 'SelectiveScanCore', 'SelectiveScanMamba'):
-        if hasattr(module, name):
-            getattr(module, name).apply = staticmethod(reference_apply)
-    return module
-
-
 def randomise_(model: torch.nn.Module, seed: int) -> None:
     """Give every parameter a random value so that the comparison covers all of them."""
     gen = torch.Generator().manual_seed(seed)
@@ -86,7 +53,7 @@ def randomise_(model: torch.nn.Module, seed: int) -> None:
             param.copy_(torch.randn(param.shape, generator=gen) * scale + offset)
 
 
-def compare(official: types.ModuleType, variant: str, norm_layer: str,
+def compare(official, variant: str, norm_layer: str,
             size: tuple[int, int], seed: int) -> dict:
     """Max abs difference of the four outputs for one variant and norm layout."""
     theirs = official.Backbone_VSSM(out_indices=(0, 1, 2, 3), pretrained=None,
@@ -109,8 +76,8 @@ def compare(official: types.ModuleType, variant: str, norm_layer: str,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--official-file', type=Path, required=True,
-                        help="MambaCD's classification/models/vmamba.py")
+    parser.add_argument('--official-repo', type=Path, required=True,
+                        help='root of a MambaCD checkout')
     parser.add_argument('--variants', nargs='+', default=['tiny'], choices=sorted(VARIANTS))
     parser.add_argument('--norm-layers', nargs='+', default=['ln', 'ln2d'],
                         choices=['ln', 'ln2d'])
@@ -119,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--out', type=Path, help='write the results as JSON here')
     args = parser.parse_args(argv)
-    official = load_official(args.official_file)
+    official = import_mambacd(args.official_repo, 'changedetection.models.Mamba_backbone')
     results = [compare(official, v, n, tuple(args.size), args.seed)
                for v in args.variants for n in args.norm_layers]
     text = json.dumps(results, indent=2)
