@@ -109,13 +109,15 @@ class MambaBCDHead(BaseDecodeHead):
         if len(in_channels) != 4 or any(c % 2 for c in in_channels):
             raise ValueError('MambaBCDHead needs four levels of [pre, post] concatenations '
                              f'(even channels), got in_channels={in_channels}')
-        kwargs.setdefault('dropout_ratio', 0.0)
-        kwargs.setdefault('in_index', [0, 1, 2, 3])
-        kwargs.setdefault('input_transform', 'multiple_select')
-        super().__init__(in_channels, channels, **kwargs)
         if norm_layer not in NORM_LAYOUTS:
             raise ValueError(f'norm_layer must be one of {sorted(NORM_LAYOUTS)}, got '
                              f'{norm_layer!r}')
+        kwargs.setdefault('dropout_ratio', 0.0)
+        kwargs.setdefault('in_index', [0, 1, 2, 3])
+        kwargs.setdefault('input_transform', 'multiple_select')
+        # mmseg's default loss is a bare 'CrossEntropyLoss', which the mmrs scope cannot find.
+        kwargs.setdefault('loss_decode', dict(type='mmseg.CrossEntropyLoss', loss_weight=1.0))
+        super().__init__(in_channels, channels, **kwargs)
         channel_first = NORM_LAYOUTS[norm_layer]
         ssm_cfg = dict(CHANGEMAMBA_SSM_CFG if ssm_cfg is None else ssm_cfg)
         dims = [c // 2 for c in in_channels]
