@@ -28,20 +28,17 @@ for path in (REPO_ROOT, REPO_ROOT / 'tools' / 'model_converters',
 from mambacd2mmrs import convert_mambabcd  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 from official_mambacd import import_mambacd  # noqa: E402
-from vmamba_encoder import COMMON, VARIANTS  # noqa: E402
+from vmamba_encoder import COMMON, VARIANTS, randomise_  # noqa: E402
 
 from mmrs.registry import MODELS  # noqa: E402
 from mmrs.utils import register_all_modules  # noqa: E402
 
 
-def randomise_(model: torch.nn.Module, seed: int) -> None:
-    """Random parameters and BatchNorm statistics, so the comparison covers all of them."""
-    gen = torch.Generator().manual_seed(seed)
+def randomise_with_bn_stats_(model: torch.nn.Module, seed: int) -> None:
+    """:func:`vmamba_encoder.randomise_` plus random BatchNorm statistics (the decoder has BN)."""
+    randomise_(model, seed)
+    gen = torch.Generator().manual_seed(seed + 2)
     with torch.no_grad():
-        for name, param in model.named_parameters():
-            scale = 0.02 if param.ndim > 1 else 0.1
-            offset = 1.0 if name.endswith('weight') and param.ndim == 1 else 0.0
-            param.copy_(torch.randn(param.shape, generator=gen) * scale + offset)
         for name, buf in model.named_buffers():
             if name.endswith('running_mean'):
                 buf.copy_(torch.randn(buf.shape, generator=gen) * 0.1)
@@ -54,7 +51,7 @@ def compare(official, variant: str, size: tuple[int, int], seed: int) -> dict:
     settings = {k: v for k, v in COMMON.items() if k != 'num_classes'}
     theirs = official.STMambaBCD(pretrained=None, norm_layer='ln', num_classes=1000,
                                  **settings, **VARIANTS[variant]).eval()
-    randomise_(theirs, seed)
+    randomise_with_bn_stats_(theirs, seed)
     cfg = Config.fromfile(
         str(REPO_ROOT / f'configs/changemamba/mambabcd_{variant}_256x256_20k_levircd.py'))
     cfg.model.backbone.scan_backend = 'torch'
