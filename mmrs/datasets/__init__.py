@@ -10,7 +10,8 @@ from .clcd import CLCDDataset
 from .dsifn import DSIFNDataset
 from .labels import LABEL_ENCODINGS
 from .landsat_scd import LandsatSCDDataset, landsat_from_to_to_semantic
-from .levir_cd import LEVIRCDDataset
+from .levir_cd import LEVIRCDDataset, LEVIRCDPlusDataset
+from .oscd import LoadBitemporalBandFiles, OSCDDataset
 from .s2looking import S2LookingDataset
 from .second import SECONDDataset
 from .synthetic import SyntheticChangeDataset
@@ -18,10 +19,12 @@ from .sysu_cd import SYSUCDDataset
 from .transforms import *  # noqa: F401,F403
 from .transforms import __all__ as _transforms_all
 from .whu_cd import WHUCDDataset
+from .xbd import LoadXBDAnnotations, XBDDataset, rasterize_xbd, read_xbd_json
 
 __all__ = [
     'BaseChangeDataset', 'BaseSCDDataset', 'SplitFolderChangeDataset', 'split_prefix',
-    'LEVIRCDDataset', 'WHUCDDataset', 'CLCDDataset', 'SYSUCDDataset', 'S2LookingDataset', 'DSIFNDataset', 'CDDDataset',
+    'LEVIRCDDataset', 'LEVIRCDPlusDataset', 'WHUCDDataset', 'CLCDDataset', 'SYSUCDDataset', 'S2LookingDataset', 'DSIFNDataset', 'CDDDataset',
     'SECONDDataset', 'LandsatSCDDataset', 'landsat_from_to_to_semantic',
-    'SyntheticChangeDataset', 'LABEL_ENCODINGS'
+    'SyntheticChangeDataset', 'LABEL_ENCODINGS', 'XBDDataset', 'LoadXBDAnnotations',
+    'rasterize_xbd', 'read_xbd_json', 'OSCDDataset', 'LoadBitemporalBandFiles'
 ] + list(_transforms_all)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from mmrs.datasets import (CDDDataset, CLCDDataset, DSIFNDataset, LandsatSCDDataset,
-                           LEVIRCDDataset, S2LookingDataset, SECONDDataset, SYSUCDDataset,
+                           LEVIRCDDataset, LEVIRCDPlusDataset, S2LookingDataset, SECONDDataset, SYSUCDDataset,
                            WHUCDDataset)
 from mmrs.registry import DATASETS
 
@@ -31,6 +31,7 @@ FAST = dict(serialize_data=False)
 
 BINARY = [
     ('levir_cd', LEVIRCDDataset),
+    ('levir_cd_plus', LEVIRCDPlusDataset),
     ('whu_cd', WHUCDDataset),
     ('clcd', CLCDDataset),
     ('sysu_cd', SYSUCDDataset),
@@ -121,13 +122,18 @@ class TestBinaryLayouts:
         assert len(ds) == layouts['levir_cd']['counts']['val']
         assert all('/val/' in d['img_path'][0] for d in ds)
 
+    def test_levir_cd_plus_has_no_val_split(self, layouts):
+        root = layouts['levir_cd_plus']['data_root']
+        with pytest.raises(ValueError, match="LEVIR-CD\\+ has no 'val' split"):
+            LEVIRCDPlusDataset(root, split='val', **FAST)
+
     def test_cdd_labels_are_thresholded(self, layouts):
         ds = CDDDataset(layouts['cdd']['data_root'], split='test', **FAST)
         assert ds[0]['label_encoding'] == 'threshold'
         assert ds[0]['label_threshold'] == 128
 
     @pytest.mark.parametrize('cls,encoding', [
-        (LEVIRCDDataset, '0/255'), (WHUCDDataset, '0/255'), (CLCDDataset, '0/255'),
+        (LEVIRCDDataset, '0/255'), (LEVIRCDPlusDataset, '0/255'), (WHUCDDataset, '0/255'), (CLCDDataset, '0/255'),
         (SYSUCDDataset, '0/255'), (S2LookingDataset, '0/255'), (DSIFNDataset, '0/255'),
         (CDDDataset, 'threshold'), (SECONDDataset, '0/255'), (LandsatSCDDataset, '0/255')])
     def test_official_label_encoding(self, cls, encoding):

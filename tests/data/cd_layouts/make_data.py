@@ -108,6 +108,12 @@ def make_levir_cd(root: Path) -> dict:
     return _split_tree(root, ('A', 'B', 'label'), '{split}_{k}')
 
 
+def make_levir_cd_plus(root: Path) -> dict:
+    """LEVIR-CD+: LEVIR-CD's folders with only train and test splits."""
+    counts = {split: n for split, n in SPLIT_COUNTS.items() if split != 'val'}
+    return _split_tree(root, ('A', 'B', 'label'), '{split}_{k}', counts=counts)
+
+
 def make_whu_cd(root: Path) -> dict:
     return _list_tree(root, ('A', 'B', 'label'), 'list/{split}.txt', 'whucd_{k:05d}')
 
@@ -165,6 +171,7 @@ def make_landsat_scd(root: Path) -> dict:
 
 LAYOUTS = {
     'levir_cd': make_levir_cd,
+    'levir_cd_plus': make_levir_cd_plus,
     'whu_cd': make_whu_cd,
     'clcd': make_clcd,
     'sysu_cd': make_sysu_cd,
