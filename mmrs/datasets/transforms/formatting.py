@@ -11,7 +11,7 @@ from mmrs.structures import ChangeDataSample
 
 #: Label maps of the results dict and the ``ChangeDataSample`` fields they become.
 LABEL_FIELDS = (('gt_seg_map', 'gt_sem_seg'), ('gt_seg_map_from', 'gt_sem_seg_from'),
-                ('gt_seg_map_to', 'gt_sem_seg_to'))
+                ('gt_seg_map_to', 'gt_sem_seg_to'), ('gt_damage_map', 'gt_damage_seg'))
 
 #: Metainfo copied from the results when present. Besides paths and shapes it carries the
 #: pipeline geometry that predictions and labels are restored with (``img_padding_size``,

@@ -3,8 +3,14 @@
 - :class:`ChangeMetric`: binary change detection (precision, recall, F1, IoU, OA, kappa).
 - :class:`SCDMetric`: semantic change detection (SeK, mIoU, Fscd, Score) under the SECOND,
   open-cd and MambaCD conventions, side by side.
+- :class:`XView2Metric`: building damage assessment on xBD: localisation F1, per-grade damage
+  F1, their harmonic mean and the xView2 score (0.3 loc + 0.7 damage) as the official
+  ``xview2_metrics.py`` computes them (damage scored on the damage target's buildings, the
+  damage prediction zeroed where no building is predicted), and MambaCD's variant under
+  ``mambacd/`` (scored on the localisation target's buildings, no zeroing, 1e-7 epsilons).
 """
 from .change_metric import ChangeMetric
 from .scd_metric import SCD_CONVENTIONS, SCDMetric
+from .xview2_metric import XVIEW2_CONVENTIONS, XView2Metric
 
-__all__ = ['ChangeMetric', 'SCDMetric', 'SCD_CONVENTIONS']
+__all__ = ['ChangeMetric', 'SCDMetric', 'SCD_CONVENTIONS', 'XView2Metric', 'XVIEW2_CONVENTIONS']
