@@ -374,7 +374,7 @@ class OSCDDataset(BaseChangeDataset):
             img_path=folders, band_paths=band_paths, band_names=self.bands,
             grid_path=find_band_file(folders[0], self.ref_band), grid_band=self.ref_band,
             seg_map_path=self._label_path(city) if self.with_label else None,
-            city=city, dates=read_dates(osp.join(images, city, 'dates.txt')))
+            city=city, sample_name=city, dates=read_dates(osp.join(images, city, 'dates.txt')))
 
     def load_data_list(self) -> list[dict]:
         """One entry per city of the split (see the class docstring)."""

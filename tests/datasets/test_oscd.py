@@ -281,3 +281,5 @@ def test_config_builds_and_runs(tmp_path: Path) -> None:
         assert shape[:2] == (2, 13) and sorted(shape[2:]) == sorted((H, W))
         assert out['data_samples'].gt_sem_seg.data.shape[1:] == shape[2:]
         assert out['data_samples'].metainfo['geo_meta'][0]['crs'] is not None
+        # the city names the prediction file (every date folder is called imgs_1_rect)
+        assert out['data_samples'].metainfo['sample_name'] == city

@@ -135,3 +135,17 @@ def test_errors_name_the_samples(tmp_path: Path) -> None:
     wrong_size.set_metainfo(dict(ori_shape=(H * 2, W)))
     with pytest.raises(ValueError, match='not the original size'):
         run_hook(tmp_path / 'y', [wrong_size])
+
+
+def test_folder_samples_are_named_by_sample_name(tmp_path: Path) -> None:
+    """OSCD-style samples (date 1 = a folder of band files, the same folder name for every
+    city) are written as ``<sample_name>.tif``, one file per city."""
+    samples = []
+    for city in ('paris', 'rennes'):
+        sample = make_sample()
+        sample.set_metainfo(dict(
+            img_path=[f'/oscd/{city}/imgs_1_rect', f'/oscd/{city}/imgs_2_rect'],
+            sample_name=city))
+        samples.append(sample)
+    run_hook(tmp_path, samples)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['paris.tif', 'rennes.tif']

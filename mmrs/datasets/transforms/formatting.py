@@ -21,7 +21,8 @@ LABEL_FIELDS = (('gt_seg_map', 'gt_sem_seg'), ('gt_seg_map_from', 'gt_sem_seg_fr
 DEFAULT_META_KEYS = ('img_path', 'seg_map_path', 'seg_map_path_from', 'seg_map_path_to',
                      'ori_shape', 'img_shape', 'pad_shape', 'img_padding_size',
                      'scale_factor', 'flip', 'flip_direction', 'rotate90_k', 'crop_bbox',
-                     'geo_meta', 'ori_geo_meta', 'sample_idx')
+                     'geo_meta', 'ori_geo_meta', 'sample_idx', 'sample_name',
+                     'damage_map_path')
 
 
 @TRANSFORMS.register_module()

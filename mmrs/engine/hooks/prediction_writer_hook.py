@@ -132,7 +132,9 @@ class ChangePredictionWriterHook(Hook):
         where = f'img_path={paths}'
         if not first:
             raise ValueError('cannot name the prediction file of a sample without img_path')
-        stem = osp.splitext(osp.basename(str(first)))[0]
+        # Samples whose date-1 path is a folder (OSCD: one folder of band files per date and
+        # city) carry their own name; the others are named after date 1's file.
+        stem = meta.get('sample_name') or osp.splitext(osp.basename(str(first)))[0]
         if stem in self._written and self._written[stem] != str(first):
             raise ValueError(f'two test samples share the file stem {stem!r} '
                              f'({self._written[stem]!r} and {first!r}); their predictions '

@@ -20,7 +20,7 @@ from mmrs.registry import MODELS
 from mmrs.utils.typing_utils import ConfigType, SampleList
 
 #: Label maps padded with ``seg_pad_val`` in training (so padding is ignored by the losses).
-SEG_FIELDS = ('gt_sem_seg', 'gt_sem_seg_from', 'gt_sem_seg_to')
+SEG_FIELDS = ('gt_sem_seg', 'gt_sem_seg_from', 'gt_sem_seg_to', 'gt_damage_seg')
 
 
 @MODELS.register_module()
