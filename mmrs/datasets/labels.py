@@ -10,6 +10,7 @@ is an error naming the file.
   the synthetic data);
 - ``'0/1'``: 0 unchanged, 1 changed (many re-exports and conversions);
 - ``'0/1/255'``: 0 unchanged, 1 changed, 255 ignore (what mmrs writes: 255 = nodata);
+- ``'1/2'``: 1 unchanged, 2 changed (OSCD's ``<city>-cm.tif``);
 - ``'threshold'``: any value, ``>= label_threshold`` changed (lossy JPEG labels: CDD).
 
 Decoded maps are ``uint8`` with 0 unchanged, 1 changed, ``ignore_index`` (255) ignored.
@@ -25,6 +26,7 @@ _STRICT = {
     '0/255': {0: 0, 255: 1},
     '0/1': {0: 0, 1: 1},
     '0/1/255': {0: 0, 1: 1, 255: IGNORE_INDEX},
+    '1/2': {1: 0, 2: 1},
 }
 #: Every accepted ``label_encoding``.
 LABEL_ENCODINGS = (*_STRICT, 'threshold')

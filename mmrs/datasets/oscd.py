@@ -312,7 +312,7 @@ class OSCDDataset(BaseChangeDataset):
         rect: Read ``imgs_*_rect`` (default: bands already on the 10 m grid, what torchgeo
             reads) instead of the native-resolution ``imgs_*``.
         label_format: ``'png'`` (``cm/cm.png``, 0/255) or ``'tif'`` (``<city>-cm.tif``,
-            1/2, decoded as ``'threshold'`` at 1.5 unless ``label_encoding`` is given).
+            1/2, decoded with the strict ``'1/2'`` encoding unless ``label_encoding`` is given).
         with_label: List the change maps (False for inference on unlabelled cities).
         **kwargs: See :class:`~mmrs.datasets.BaseChangeDataset` (``label_encoding``,
             ``nodata``, ``ignore_nodata``, ``on_missing``, ``pipeline`` ...).
@@ -339,7 +339,7 @@ class OSCDDataset(BaseChangeDataset):
         if label_format not in ('png', 'tif'):
             raise ValueError(f"label_format must be 'png' or 'tif', got {label_format!r}")
         if label_format == 'tif' and kwargs.get('label_encoding') is None:
-            kwargs.update(label_encoding='threshold', label_threshold=1.5)  # 1 no, 2 change
+            kwargs.update(label_encoding='1/2')  # 1 no change, 2 change
         self.split, self.cities = split, list(cities) if cities is not None else None
         self.bands, self.ref_band = tuple(bands), ref_band
         self.rect, self.label_format, self.with_label = rect, label_format, with_label

@@ -283,3 +283,13 @@ def test_config_builds_and_runs(tmp_path: Path) -> None:
         assert out['data_samples'].metainfo['geo_meta'][0]['crs'] is not None
         # the city names the prediction file (every date folder is called imgs_1_rect)
         assert out['data_samples'].metainfo['sample_name'] == city
+
+
+def test_tif_label_outside_1_2_is_an_error(tmp_path: Path) -> None:
+    """The tif change maps are 1/2: a 0 (e.g. a re-export that wrote 0/1) names the file."""
+    root = make_oscd(tmp_path)
+    path = root / LABELS['train'] / 'alpha' / 'cm' / 'alpha-cm.tif'
+    with rasterio.open(path, 'r+') as dst:
+        dst.write(dst.read(1) - 1, 1)  # 0/1 instead of 1/2
+    with pytest.raises(ValueError, match='alpha-cm.tif'):
+        dataset(root, split='train', label_format='tif')[0]
