@@ -15,6 +15,8 @@ from mmengine.config import Config
 from mmengine.structures import PixelData
 
 import mmrs.models  # noqa: F401  (fills the registry)
+from mmrs.models.backbones import VMamba
+from mmrs.models.backbones.vmamba import SS2D, set_scan_backend
 from mmrs.models.decode_heads import MAMBABCD_KEY_MAP, MambaBCDHead, interleave_columns
 from mmrs.registry import MODELS
 from mmrs.structures import ChangeDataSample
@@ -29,7 +31,7 @@ OFFICIAL_PARAMS = {'tiny': 32_613_506, 'small': 53_999_618, 'base': 92_399_874}
 #: A small but complete MambaBCD: VMamba depths (2, 2, 4, 2) with dims 8..64, decoder width 16.
 TINY = {
     'model.backbone.arch': dict(depths=[2, 2, 4, 2], dims=8, drop_path_rate=0.2),
-    'model.backbone.scan_backend': 'torch',
+    'model.scan_backend': 'torch',
     'model.decode_head.in_channels': [16, 32, 64, 128],
     'model.decode_head.channels': 16,
 }
@@ -209,3 +211,98 @@ class TestTraining:
         assert logits.shape == (2, 2, 16, 16)  # stride-4 logits, 2 classes as official
         assert all(p.pred_sem_seg.data.shape == (1, 64, 64) for p in preds)
 
+
+
+class TestScanBackend:
+    """One knob (the detector's ``scan_backend``) decides the scan of encoder and decoder."""
+
+    @staticmethod
+    def _backends(model: torch.nn.Module) -> dict[str, str]:
+        return {name: m.scan_backend for name, m in model.named_modules() if isinstance(m, SS2D)}
+
+    def test_detector_knob_reaches_encoder_and_decoder(self) -> None:
+        cfg = _cfg()
+        cfg.merge_from_dict({**TINY, 'model.backbone.scan_backend': 'cuda'})
+        backends = self._backends(MODELS.build(cfg.model))
+        assert len(backends) == 10 + 12  # 10 encoder blocks, 4 levels x 3 decoder blocks
+        assert any(k.startswith('decode_head.') for k in backends)
+        assert set(backends.values()) == {'torch'}
+        cfg.model.scan_backend = None  # None: each layer keeps what its own config says
+        backends = self._backends(MODELS.build(cfg.model))
+        assert {v for k, v in backends.items() if k.startswith('backbone.')} == {'cuda'}
+        assert {v for k, v in backends.items() if k.startswith('decode_head.')} == {'auto'}
+
+    def test_forward_uses_the_chosen_backend(self, model: torch.nn.Module,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+        from mmrs.models.backbones.vmamba import ss2d
+        seen = []
+        real = ss2d.selective_scan
+
+        def spy(*args, backend: str, **kwargs):
+            seen.append(backend)
+            return real(*args, backend='torch', **kwargs)
+
+        monkeypatch.setattr(ss2d, 'selective_scan', spy)
+        assert set_scan_backend(model, 'auto', chunk_size=32) == 22
+        model.eval()
+        with torch.no_grad():
+            model(torch.randn(1, 2, 3, 64, 64), mode='tensor')
+        assert seen == ['auto'] * 22
+        with pytest.raises(ValueError, match='scan_backend'):
+            set_scan_backend(model, 'triton')
+
+
+def _vmamba_imagenet_state_dict(backbone: VMamba) -> dict[str, torch.Tensor]:
+    """An official VSSM ImageNet checkpoint: the encoder keys without ``outnorm*`` plus the
+    ``classifier.{norm,head}`` of ``VSSM`` (1000 classes)."""
+    sd = {k: torch.randn_like(v) for k, v in backbone.state_dict().items()
+          if not k.startswith('outnorm')}
+    dim = backbone.dims[-1]
+    sd.update({'classifier.norm.weight': torch.ones(dim), 'classifier.norm.bias': torch.zeros(dim),
+               'classifier.head.weight': torch.zeros(1000, dim),
+               'classifier.head.bias': torch.zeros(1000)})
+    return sd
+
+
+class TestVMambaImageNetConverter:
+
+    @pytest.fixture
+    def backbone(self) -> VMamba:
+        return VMamba(arch=dict(depths=[1, 1, 2, 1], dims=8), scan_backend='torch')
+
+    def test_imagenet_checkpoint_loads_strictly(self, backbone: VMamba, tool: ModuleType,
+                                                tmp_path: Path) -> None:
+        official = _vmamba_imagenet_state_dict(backbone)
+        torch.save({'model': official, 'epoch': 262}, tmp_path / 'vssm_tiny.pth')
+        src = tool.unwrap(safe_torch_load(tmp_path / 'vssm_tiny.pth'))
+        assert tool.detect_model(src) == 'vmamba'
+        state = tool.convert(src)
+        assert not any(k.startswith('classifier.') for k in state)
+        backbone.load_state_dict(state, strict=True)
+        assert torch.equal(backbone.layers[2].blocks[1].op.x_proj_weight,
+                           official['layers.2.blocks.1.op.x_proj_weight'])
+        # outnorm{i}: identity LayerNorms, as the official Backbone_VSSM leaves them
+        assert torch.equal(backbone.outnorm3.weight, torch.ones(64))
+        assert torch.equal(backbone.outnorm0.bias, torch.zeros(8))
+
+    def test_legacy_names_are_renamed_as_official(self, backbone: VMamba,
+                                                  tool: ModuleType) -> None:
+        official = _vmamba_imagenet_state_dict(backbone)
+        legacy = {}
+        for key, value in official.items():  # the names VSSM._load_from_state_dict renames
+            key = key.replace('blocks.0.norm.', 'blocks.0.ln_1.')
+            key = key.replace('blocks.0.op.', 'blocks.0.self_attention.')
+            legacy[key.replace('classifier.', '')] = value  # old top-level norm.* / head.*
+        assert 'layers.1.blocks.0.ln_1.weight' in legacy and 'head.weight' in legacy
+        state = tool.convert_vmamba_imagenet(legacy)
+        backbone.load_state_dict(state, strict=True)
+        assert torch.equal(backbone.layers[1].blocks[0].norm.weight,
+                           legacy['layers.1.blocks.0.ln_1.weight'])
+
+    def test_wrong_checkpoints_are_refused(self, tool: ModuleType) -> None:
+        with pytest.raises(KeyError, match='VMamba ImageNet'):
+            tool.convert_vmamba_imagenet({'encoder.patch_embed.0.weight': torch.zeros(1)})
+        with pytest.raises(KeyError, match='no stage 1'):
+            tool.convert_vmamba_imagenet({'layers.0.blocks.0.norm.weight': torch.zeros(8)})
+        with pytest.raises(ValueError, match='not a ChangeMamba or VMamba'):
+            tool.detect_model({'fc.weight': torch.zeros(1)})

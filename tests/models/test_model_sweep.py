@@ -47,6 +47,12 @@ TINY_OVERRIDES: dict[str, dict] = {
         'model.decode_head.in_channels': [16] * 4,
         'model.decode_head.channels': 16,
     },
+    'changevit.py': {  # ResNet widths 8/16/32, a 32-wide ViT (12 blocks, as the full one)
+        'model.backbone.detail_base_channels': 8,
+        'model.backbone.vit.embed_dims': 32,
+        'model.backbone.vit.num_heads': 4,
+        'model.decode_head.in_channels': [8, 16, 32, 32],
+    },
     'fc_siam_diff.py': {
         'model.backbone.channels': (4, 8, 16, 32),
         'model.decode_head.in_channels': (4, 8, 16, 32, 32),
@@ -56,6 +62,20 @@ TINY_OVERRIDES: dict[str, dict] = {
         'model.backbone.arch': dict(depths=[2, 2, 4, 2], dims=8, drop_path_rate=0.2),
         'model.decode_head.in_channels': [16, 32, 64, 128],
         'model.decode_head.channels': 16,
+    },
+    'mambabda.py': {  # as mambabcd.py, plus a 16-wide localisation decoder
+        'model.backbone.arch': dict(depths=[2, 2, 4, 2], dims=8, drop_path_rate=0.2),
+        'model.decode_head.in_channels': [16, 32, 64, 128],
+        'model.decode_head.channels': 16,
+        'model.localization_head.in_channels': [8, 16, 32, 64],
+        'model.localization_head.channels': 16,
+    },
+    'mambascd.py': {  # as mambabcd.py, plus 16-wide semantic decoders
+        'model.backbone.arch': dict(depths=[2, 2, 4, 2], dims=8, drop_path_rate=0.2),
+        'model.decode_head.in_channels': [16, 32, 64, 128],
+        'model.decode_head.channels': 16,
+        'model.semantic_head.in_channels': [8, 16, 32, 64],
+        'model.semantic_head.channels': 16,
     },
     'scd_r18_upernet.py': {
         **_R18_TINY,
@@ -162,6 +182,9 @@ def make_batch(sizes, bands: int, num_semantic: int) -> dict:
         sample.gt_sem_seg = PixelData(data=change)
         sample.gt_sem_seg_from = PixelData(data=frm)
         sample.gt_sem_seg_to = PixelData(data=to)
+        # building damage (xBD style): grades 1..4 on changed pixels, 0 background, 255 kept
+        grades = torch.randint(1, 5, (1, h, w), generator=g)
+        sample.gt_damage_seg = PixelData(data=torch.where(change == 1, grades, change))
         samples.append(sample)
     return dict(inputs=inputs, data_samples=samples)
 
@@ -238,3 +261,7 @@ def test_batched_predict(name: str) -> None:
                 semantic = getattr(sample, field).data
                 assert tuple(semantic.shape) == (1, *size)
                 assert torch.all(semantic[pred == 0] == 0)
+        if 'pred_damage_seg' in sample:  # building damage: 0 background, grades 1..4
+            damage = sample.pred_damage_seg.data
+            assert tuple(damage.shape) == (1, *size)
+            assert set(damage.unique().tolist()) <= {0, 1, 2, 3, 4}

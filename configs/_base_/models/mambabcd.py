@@ -17,13 +17,16 @@ data_preprocessor = dict(
     pad_val=0,
     seg_pad_val=255)
 model = dict(
-    type='SiameseChangeDetector',
+    type='MambaBCDDetector',
     data_preprocessor=data_preprocessor,
+    # Selective-scan backend of every SS2D layer, encoder *and* decoder VSS blocks ('auto':
+    # the CUDA kernel on a GPU when importable, else the portable scan; 'torch' / 'cuda').
+    scan_backend='auto',
     pretrained=None,
     # arch: VMamba-T, written out (equal to the preset arch='tiny') so that the Small / Base
     # configs and the model sweep can override its fields.
     backbone=dict(type='VMamba', arch=dict(depths=[2, 2, 4, 2], dims=96, drop_path_rate=0.2),
-                  in_channels=3, out_indices=(0, 1, 2, 3), scan_backend='auto'),
+                  in_channels=3, out_indices=(0, 1, 2, 3)),
     neck=dict(type='FeatureFusionNeck', policy='concat'),
     decode_head=dict(
         type='MambaBCDHead',

@@ -90,7 +90,9 @@ class MambaBCDHead(BaseDecodeHead):
         channels: Width of the decoder (official: 128).
         norm_layer: Norm of the decoder's VSS blocks, ``'ln'`` (official vssm1) or ``'ln2d'``.
         ssm_cfg: :class:`~mmrs.models.backbones.vmamba.SS2D` arguments of the VSS blocks
-            (default :data:`CHANGEMAMBA_SSM_CFG`); ``scan_backend``/``chunk_size`` may be added.
+            (default :data:`CHANGEMAMBA_SSM_CFG`); ``scan_backend``/``chunk_size`` may be added,
+            but the ChangeMamba detectors' ``scan_backend`` (one knob for encoder and decoders,
+            :func:`~mmrs.models.backbones.vmamba.set_scan_backend`) overrides them.
         mlp_ratio: MLP ratio of the VSS blocks (official: 4).
         drop_path: Stochastic depth of every decoder VSS block (official: 0.1).
         use_checkpoint: Gradient checkpointing of the VSS blocks.

@@ -1,3 +1,4 @@
 """Losses registered by mmrs (mmseg losses are used by prefix, e.g. mmseg.CrossEntropyLoss)."""
+from .semantic_consistency import SemanticConsistencyLoss
 
-__all__: list[str] = []
+__all__: list[str] = ['SemanticConsistencyLoss']

@@ -54,7 +54,7 @@ def compare(official, variant: str, size: tuple[int, int], seed: int) -> dict:
     randomise_with_bn_stats_(theirs, seed)
     cfg = Config.fromfile(
         str(REPO_ROOT / f'configs/changemamba/mambabcd_{variant}_256x256_20k_levircd.py'))
-    cfg.model.backbone.scan_backend = 'torch'
+    cfg.model.scan_backend = 'torch'  # encoder and decoder: mmrs' portable scan
     ours = MODELS.build(cfg.model).eval()
     ours.load_state_dict(convert_mambabcd(theirs.state_dict()), strict=True)
     gen = torch.Generator().manual_seed(seed + 1)

@@ -171,3 +171,38 @@ class SS2D(nn.Module):
         if z is not None:
             y = y * z
         return self.dropout(self.out_proj(y))
+
+
+#: ``backend`` values of :func:`~mmrs.models.layers.selective_scan`.
+SCAN_BACKENDS = ('auto', 'torch', 'cuda')
+
+
+def set_scan_backend(module: nn.Module, backend: str, chunk_size: int | None = None) -> int:
+    """Make every :class:`SS2D` inside ``module`` use ``backend`` (and ``chunk_size``).
+
+    ChangeMamba models hold SS2D layers in the encoder *and* in the decoders; this sets them all
+    at once, so that one knob (the ChangeMamba detectors' ``scan_backend``) decides the scan of
+    the whole model. The SS2D layers read the attributes at every forward, so this also works
+    on a built (or loaded) model.
+
+    Args:
+        module: Any module (a whole detector).
+        backend: ``'auto'``, ``'torch'`` or ``'cuda'``.
+        chunk_size: Chunk length of the portable scan; ``None`` keeps each layer's.
+
+    Returns:
+        How many SS2D layers were set.
+
+    Raises:
+        ValueError: On an unknown backend.
+    """
+    if backend not in SCAN_BACKENDS:
+        raise ValueError(f'scan_backend must be one of {SCAN_BACKENDS}, got {backend!r}')
+    count = 0
+    for m in module.modules():
+        if isinstance(m, SS2D):
+            m.scan_backend = backend
+            if chunk_size is not None:
+                m.chunk_size = int(chunk_size)
+            count += 1
+    return count
