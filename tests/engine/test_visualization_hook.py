@@ -5,6 +5,7 @@ drawn as 250x250 panels, with the label's boundary where it is in the file: the 
 compared pixel by pixel with a drawing of the original label.
 """
 import itertools
+from pathlib import Path
 from unittest.mock import MagicMock
 
 import cv2
@@ -79,3 +80,14 @@ def test_resized_label_is_an_error_naming_the_sample(tmp_path) -> None:
     sample, _ = make_sample(tmp_path, [PairedResize((128, 128), keep_ratio=False)])
     with pytest.raises(ValueError, match='A_tile.png.*load the annotations after'):
         draw(tmp_path, sample)
+
+
+def test_loader_found_for_band_file_pipelines() -> None:
+    """OSCD's pipeline loads one file per band: the hook draws with that loader."""
+    from mmengine.config import Config
+
+    from mmrs.engine.hooks.change_visualization_hook import _find_loader_cfg
+    cfg = Config.fromfile(
+        str(Path(__file__).resolve().parents[2] / 'configs' / '_base_' / 'datasets' / 'oscd.py'))
+    step = _find_loader_cfg(cfg, 'test')
+    assert step is not None and step['type'].endswith('LoadBitemporalBandFiles')

@@ -14,8 +14,13 @@ from mmrs.structures import ChangeDataSample
 from mmrs.visualization.panels import read_image
 
 
+#: Pipeline steps that load the two dates' images (OSCD reads one file per band).
+IMAGE_LOADERS = ('LoadBitemporalImages', 'LoadBitemporalBandFiles')
+
+
 def _find_loader_cfg(cfg: Config | dict | None, mode: str) -> dict | None:
-    """The ``LoadBitemporalImages`` step of ``cfg.{mode}_dataloader``'s pipeline, if any.
+    """The image-loading step (:data:`IMAGE_LOADERS`) of ``cfg.{mode}_dataloader``'s
+    pipeline, if any.
 
     Wrapper datasets (``RepeatDataset``, ``ConcatDataset``...) are followed through their
     ``dataset`` / first ``datasets`` entry.
@@ -29,7 +34,7 @@ def _find_loader_cfg(cfg: Config | dict | None, mode: str) -> dict | None:
     if not isinstance(dataset, dict):
         return None
     for step in dataset.get('pipeline') or []:
-        if isinstance(step, dict) and str(step.get('type', '')).endswith('LoadBitemporalImages'):
+        if isinstance(step, dict) and str(step.get('type', '')).endswith(IMAGE_LOADERS):
             return dict(step)
     return None
 
