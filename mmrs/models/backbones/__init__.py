@@ -1,5 +1,7 @@
 """Backbones registered by mmrs (mmseg/mmpretrain backbones are used by prefix)."""
+from .changevit_encoder import ChangeViTEncoder
 from .fc_siam import FCSiamEncoder
+from .vit_dinov2 import DINOv2ViT
 from .vmamba import VMamba, inflate_rgb_stem
 
-__all__ = ['FCSiamEncoder', 'VMamba', 'inflate_rgb_stem']
+__all__ = ['ChangeViTEncoder', 'DINOv2ViT', 'FCSiamEncoder', 'VMamba', 'inflate_rgb_stem']
