@@ -7,6 +7,7 @@ from .base_change_dataset import (BaseChangeDataset, BaseSCDDataset, SplitFolder
                                   split_prefix)
 from .cdd import CDDDataset
 from .clcd import CLCDDataset
+from .dota import DOTA_CLASSES, DOTARawDataset, read_dota_label
 from .dsifn import DSIFNDataset
 from .labels import LABEL_ENCODINGS
 from .landsat_scd import LandsatSCDDataset, landsat_from_to_to_semantic
@@ -26,5 +27,6 @@ __all__ = [
     'LEVIRCDDataset', 'LEVIRCDPlusDataset', 'WHUCDDataset', 'CLCDDataset', 'SYSUCDDataset', 'S2LookingDataset', 'DSIFNDataset', 'CDDDataset',
     'SECONDDataset', 'LandsatSCDDataset', 'landsat_from_to_to_semantic',
     'SyntheticChangeDataset', 'LABEL_ENCODINGS', 'XBDDataset', 'LoadXBDAnnotations',
-    'rasterize_xbd', 'read_xbd_json', 'OSCDDataset', 'LoadBitemporalBandFiles'
+    'rasterize_xbd', 'read_xbd_json', 'OSCDDataset', 'LoadBitemporalBandFiles',
+    'DOTARawDataset', 'DOTA_CLASSES', 'read_dota_label'
 ] + list(_transforms_all)
