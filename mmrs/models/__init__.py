@@ -8,3 +8,4 @@ from .data_preprocessors import *  # noqa: F401,F403
 from .decode_heads import *  # noqa: F401,F403
 from .losses import *  # noqa: F401,F403
 from .necks import *  # noqa: F401,F403
+from . import ops  # noqa: F401,E402 (installs the CPU paths of mmcv's rotated ops)
