@@ -10,7 +10,9 @@
   ``mambacd/`` (scored on the localisation target's buildings, no zeroing, 1e-7 epsilons).
 """
 from .change_metric import ChangeMetric
+from .dota_metric import DOTADevkitMetric
+from .rbox_text_metric import RotatedBoxTextMetric
 from .scd_metric import SCD_CONVENTIONS, SCDMetric
 from .xview2_metric import XVIEW2_CONVENTIONS, XView2Metric
 
-__all__ = ['ChangeMetric', 'SCDMetric', 'SCD_CONVENTIONS', 'XView2Metric', 'XVIEW2_CONVENTIONS']
+__all__ = ['ChangeMetric', 'DOTADevkitMetric', 'RotatedBoxTextMetric', 'SCDMetric', 'SCD_CONVENTIONS', 'XView2Metric', 'XVIEW2_CONVENTIONS']
