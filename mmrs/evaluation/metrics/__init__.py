@@ -8,6 +8,9 @@
   ``xview2_metrics.py`` computes them (damage scored on the damage target's buildings, the
   damage prediction zeroed where no building is predicted), and MambaCD's variant under
   ``mambacd/`` (scored on the localisation target's buildings, no zeroing, 1e-7 epsilons).
+- :class:`DOTADevkitMetric`: oriented detection, DOTA Task1 AP equal to the official devkit
+  (``mode='devkit'``) or to mmrotate's ``eval_rbbox_map`` (``mode='mmrotate'``).
+- :class:`RotatedBoxTextMetric`: detections parsed from text (LMMRotate): mAP_nc and mF1.
 """
 from .change_metric import ChangeMetric
 from .dota_metric import DOTADevkitMetric
@@ -15,4 +18,7 @@ from .rbox_text_metric import RotatedBoxTextMetric
 from .scd_metric import SCD_CONVENTIONS, SCDMetric
 from .xview2_metric import XVIEW2_CONVENTIONS, XView2Metric
 
-__all__ = ['ChangeMetric', 'DOTADevkitMetric', 'RotatedBoxTextMetric', 'SCDMetric', 'SCD_CONVENTIONS', 'XView2Metric', 'XVIEW2_CONVENTIONS']
+__all__ = [
+    'ChangeMetric', 'DOTADevkitMetric', 'RotatedBoxTextMetric', 'SCDMetric', 'SCD_CONVENTIONS',
+    'XView2Metric', 'XVIEW2_CONVENTIONS'
+]
