@@ -42,11 +42,17 @@ class TestNMS:
 
     def test_mmcv_cpu_ignores_labels_and_classwise_fixes_it(self) -> None:
         from mmcv.ops import nms_rotated
+        # mmrs.models.ops wraps the op with a class-aware CPU path; the raw kernel is kept
+        # as __wrapped__
+        raw_nms_rotated = getattr(nms_rotated, '__wrapped__', nms_rotated)
         boxes = np.array([[10, 10, 10, 5, 0.0], [10.5, 10, 10, 5, 0.05]], np.float32)
         scores = np.array([0.9, 0.8], np.float32)
-        _, keep = nms_rotated(torch.from_numpy(boxes), torch.from_numpy(scores), 0.1,
-                              torch.tensor([0, 1]))
+        args = (torch.from_numpy(boxes), torch.from_numpy(scores), 0.1, torch.tensor([0, 1]))
+        _, keep = raw_nms_rotated(*args)
         assert keep.tolist() == [0]  # the other class's box was suppressed: the bug
+        import mmrs.models  # noqa: F401  (installs the class-aware CPU path)
+        from mmcv import ops
+        assert sorted(ops.nms_rotated(*args)[1].tolist()) == [0, 1]
         assert classwise_nms_rotated(boxes, scores, [0, 1]).tolist() == [0, 1]
         assert classwise_nms_rotated(boxes, scores, [1, 1]).tolist() == [0]
 
