@@ -5,6 +5,7 @@
                           [--probability [uint8|float32]] [--reproject [--resampling bilinear]]
                           [--bands 1,2,3] [--cog] [--overwrite] [--device cpu] [--amp] [--quiet]
     python tools/infer.py CONFIG CKPT --pairs DIR|LIST.txt --out-dir OUT [...]
+    python tools/infer.py SEGMENTOR_CONFIG CKPT --image A.tif --out classes.tif [...]
 
 ``--pairs DIR`` takes every file of ``DIR/A`` with a namesake in ``DIR/B`` and writes
 ``OUT/<stem>.tif``; ``--pairs LIST.txt`` reads lines ``t1 t2 out`` (relative paths are
@@ -12,7 +13,10 @@ relative to the list's folder; ``#`` starts a comment). Output: band 1 the class
 255 where either date is nodata), with ``--probability`` band 2 the change probability. With
 ``--vector`` the stitched map's changed regions become polygons (``mmrs.geo.vectorize``).
 Every output is written to a temporary file and moved into place when complete; existing
-outputs are refused unless ``--overwrite``. See ``docs/geo_inference.md``.
+outputs are refused unless ``--overwrite``. ``--image`` runs a single-image mmseg segmentor
+config (:class:`mmrs.apis.SegmentationInferencer`; band 1 the class map, ``--probability``
+band 2 the predicted class's probability; not with ``--vector`` or ``--reproject``). See
+``docs/geo_inference.md``.
 """
 import argparse
 import os.path as osp
@@ -32,6 +36,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--t1', help='date 1 raster')
     parser.add_argument('--t2', help='date 2 raster')
+    parser.add_argument('--image', help='single raster for a segmentor config (with --out)')
     parser.add_argument('--out', help='output GeoTIFF (single pair)')
     parser.add_argument('--pairs', help='folder with A/ and B/, or a text file of "t1 t2 out"')
     parser.add_argument('--out-dir', help='output folder for --pairs DIR')
@@ -57,6 +62,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--allow-key-mismatch', action='store_true',
                         help='load a checkpoint that does not fit the model partially')
     args = parser.parse_args(argv)
+    if args.image:
+        if args.t1 or args.t2 or args.pairs:
+            parser.error('--image (segmentor configs) excludes --t1/--t2/--pairs')
+        if not args.out:
+            parser.error('--image needs --out')
+        if args.vector or args.reproject:
+            parser.error('--vector and --reproject are for change pairs, not --image')
+        return args
     single = args.t1 or args.t2 or args.out
     if bool(single) == bool(args.pairs):
         parser.error('give either --t1/--t2/--out or --pairs')
@@ -115,11 +128,27 @@ def _vector_path(args: argparse.Namespace, out: str) -> str | None:
     return str(Path(out).with_suffix(suffix))
 
 
+def _segment(args: argparse.Namespace) -> int:
+    """``--image``: one raster through a segmentor config."""
+    from mmrs.apis import SegmentationInferencer
+    from mmrs.geo.atomic import check_outputs
+    check_outputs([args.out], args.overwrite)
+    inferencer = SegmentationInferencer(args.config, args.checkpoint, device=args.device,
+                                        amp=args.amp, allow_key_mismatch=args.allow_key_mismatch)
+    print(inferencer(args.image, args.out, probability=args.probability, tile=args.tile,
+                     overlap=args.overlap, batch=args.batch, bands=args.bands,
+                     blending=args.blending, cog=args.cog, overwrite=args.overwrite,
+                     quiet=args.quiet))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from mmrs.geo.atomic import check_outputs
     from mmrs.utils.checkpoint import CheckpointKeyMismatchError, UnsafeCheckpointError
     try:
+        if args.image:
+            return _segment(args)
         pairs = _pair_list(args)
         outputs = [p[2] for p in pairs] + [v for v in (_vector_path(args, p[2])
                                                        for p in pairs) if v]

@@ -10,6 +10,8 @@ _NAMES = {
     'ChangeDetectionInferencer': 'change_inferencer',
     'TiledInferencer': 'change_inferencer',
     'InferenceSummary': 'change_inferencer',
+    'SegmentationInferencer': 'segmentation_inferencer',
+    'RotatedDetectionInferencer': 'rotated_inferencer',
 }
 
 __all__ = sorted(_NAMES)

@@ -16,6 +16,7 @@ from typing import Any
 _NAMES = {
     'RasterPair': 'raster', 'open_pair': 'raster', 'open_raster': 'raster',
     'parse_bands': 'raster', 'RESAMPLINGS': 'raster',
+    'SingleRaster': 'single', 'open_single': 'single',
     'TileGrid': 'tiling', 'Tile': 'tiling', 'BLENDINGS': 'tiling', 'ramp': 'tiling',
     'Stitcher': 'stitch', 'FinalBlock': 'stitch',
     'GeoTiffWriter': 'writer', 'PROBABILITY_DTYPES': 'writer',
