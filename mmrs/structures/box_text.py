@@ -56,6 +56,15 @@ BOX_TEXT_PRESETS: dict[str, dict[str, Any]] = {
     # Falcon: label<quad><x1><y1>...<y4></quad> on a 1000-bin grid.
     'falcon': dict(format='poly', bins=1000, quantize='floor', coord_token='<{}>',
                    box_open='<quad>', box_close='</quad>'),
+    # EarthDial (hiyamdebary/EarthDial, src/earthdial/eval/rs_detection/detection_eval.py and
+    # its results/*.jsonl): <ref>label</ref> <box>[[[x1, y1, x2, y2, deg]][[...]]]</box>, the
+    # unrotated box on a 0..100 grid then integer degrees; its evaluation turns the box by
+    # -deg in mmrotate's sense (row vectors times [[c, -s], [s, c]], y down), so angle_sign=-1.
+    # Labels carry a count and attributes ('2 white small car'): map them with ``synonyms``.
+    'earthdial': dict(format='xyxya', bins=100, quantize='round', coord_token='{}',
+                      coord_sep=', ', label_open='<ref>', label_close='</ref>',
+                      group_open='<box>[', group_close=']</box>', box_open='[[',
+                      box_close=']]', angle_sep=', ', angle_format='degrees', angle_sign=-1),
     # InternVL / All-Seeing (LMMRotate's "allseeing" response format).
     'allseeing': dict(format='poly', bins=1000, quantize='floor', coord_token='{}',
                       coord_sep=', ', label_open='<ref>', label_close='</ref>',
@@ -454,7 +463,7 @@ class RotatedBoxTextCodec:
             run = []
 
         pos = 0
-        for m in list(self._value_re.finditer(text)) + [None]:
+        for m in self._value_matches(text) + [None]:
             between = text[pos:m.start() if m else len(text)]
             name = self._label_in(between)
             if name is not None or self._is_boundary(between) or m is None:
@@ -479,6 +488,16 @@ class RotatedBoxTextCodec:
         if not got_box:
             report.malformed.append(f'label {label_text!r} without boxes')
         return self._to_boxes(boxes, labels, width, height, report)
+
+    def _value_matches(self, text: str) -> list[re.Match]:
+        """Value tokens of ``text`` outside ``label_open ... label_close`` spans (so a label
+        such as EarthDial's ``'2 white small car'`` keeps its digits)."""
+        matches = list(self._value_re.finditer(text))
+        if not (self.label_open and self.label_close):
+            return matches
+        spans = [(m.start(), m.end()) for m in re.finditer(
+            re.escape(self.label_open) + '.*?' + re.escape(self.label_close), text, re.S)]
+        return [m for m in matches if not any(a <= m.start() < b for a, b in spans)]
 
     def _label_in(self, between: str) -> str | None:
         """The category named in the text between two values, if any."""

@@ -63,7 +63,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def make_batch(batch: int, bands: int, height: int, width: int, num_semantic: int,
                seed: int = 0) -> dict:
-    """A data-loader batch of random pairs with change (and semantic) labels."""
+    """A data-loader batch of random pairs with change, semantic and damage labels (each
+    detector reads the targets it trains on: MambaBDA the localisation map in ``gt_sem_seg``
+    and the grades 0..4 in ``gt_damage_seg``)."""
     from mmrs.structures import ChangeDataSample
 
     g = torch.Generator().manual_seed(seed)
@@ -78,6 +80,8 @@ def make_batch(batch: int, bands: int, height: int, width: int, num_semantic: in
         sample.gt_sem_seg = PixelData(data=(frm != to).long())
         sample.gt_sem_seg_from = PixelData(data=frm)
         sample.gt_sem_seg_to = PixelData(data=to)
+        sample.gt_damage_seg = PixelData(
+            data=torch.randint(0, 5, (1, height, width), generator=g) * (frm != to))
         samples.append(sample)
     return dict(inputs=inputs, data_samples=samples)
 
