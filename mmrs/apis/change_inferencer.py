@@ -201,6 +201,37 @@ class TiledInferencer:
     channels: int = 1
     #: Probability above which a one-channel output is class 1.
     threshold: float = 0.5
+    #: Descriptions of the output's class band and probability band.
+    band_descriptions: tuple[str, str] = ('change_class', 'change_probability')
+
+    @staticmethod
+    def _test_pipeline(cfg: Any) -> list[dict]:
+        """The config's test pipeline (test_dataloader's, else ``test_pipeline``)."""
+        loader = cfg.get('test_dataloader') or {}
+        pipeline = (loader.get('dataset') or {}).get('pipeline') or cfg.get('test_pipeline')
+        if not pipeline:
+            raise ValueError('the config has no test pipeline (test_dataloader.dataset.'
+                             'pipeline or test_pipeline): its preprocessing is unknown')
+        return [dict(step) for step in pipeline]
+
+    def _load(self, checkpoint: str, allow_key_mismatch: bool) -> None:
+        """Load ``checkpoint`` into ``self.model`` through mmrs' safe loader; refuse one that
+        fits only partially unless ``allow_key_mismatch``."""
+        import re
+
+        from mmengine.runner.checkpoint import CheckpointLoader
+
+        from mmrs.utils.checkpoint import check_checkpoint_fits
+        if '://' not in str(checkpoint) and not Path(checkpoint).is_file():
+            raise FileNotFoundError(f'checkpoint {str(checkpoint)!r} does not exist')
+        ckpt = CheckpointLoader.load_checkpoint(str(checkpoint), map_location='cpu')
+        if not isinstance(ckpt, dict):
+            raise ValueError(f'checkpoint {str(checkpoint)!r} is not a state dict')
+        state = ckpt.get('state_dict', ckpt)
+        state = {re.sub(r'^module\.', '', k): v for k, v in state.items()}
+        if not allow_key_mismatch:
+            check_checkpoint_fits(self.model, state, name=f'checkpoint {str(checkpoint)!r}')
+        self.model.load_state_dict(state, strict=not allow_key_mismatch)
 
     def predict_tiles(self, pair: RasterPair, tiles: Sequence[Tile],
                       inputs: Sequence[Any]) -> list[np.ndarray]:
@@ -262,7 +293,7 @@ class TiledInferencer:
                 atomic_output(out, overwrite=overwrite) as tmp:
             writer = GeoTiffWriter(tmp, pair.height, pair.width, pair.crs, pair.transform,
                                    probability=prob_dtype, block=grid.block_size(), cog=cog,
-                                   compress=compress)
+                                   compress=compress, descriptions=self.band_descriptions)
             with writer:
                 counter = self._loop(pair, grid, writer, batch, quiet,
                                      queue_size or 2 * batch, summary)
@@ -411,31 +442,6 @@ class ChangeDetectionInferencer(TiledInferencer):
         self.pipeline = Compose(steps)
         self._last_protocol = ''
 
-    @staticmethod
-    def _test_pipeline(cfg: Any) -> list[dict]:
-        loader = cfg.get('test_dataloader') or {}
-        pipeline = (loader.get('dataset') or {}).get('pipeline') or cfg.get('test_pipeline')
-        if not pipeline:
-            raise ValueError('the config has no test pipeline (test_dataloader.dataset.'
-                             'pipeline or test_pipeline): its preprocessing is unknown')
-        return [dict(step) for step in pipeline]
-
-    def _load(self, checkpoint: str, allow_key_mismatch: bool) -> None:
-        import re
-
-        from mmengine.runner.checkpoint import CheckpointLoader
-
-        from mmrs.utils.checkpoint import check_checkpoint_fits
-        if '://' not in str(checkpoint) and not Path(checkpoint).is_file():
-            raise FileNotFoundError(f'checkpoint {str(checkpoint)!r} does not exist')
-        ckpt = CheckpointLoader.load_checkpoint(str(checkpoint), map_location='cpu')
-        if not isinstance(ckpt, dict):
-            raise ValueError(f'checkpoint {str(checkpoint)!r} is not a state dict')
-        state = ckpt.get('state_dict', ckpt)
-        state = {re.sub(r'^module\.', '', k): v for k, v in state.items()}
-        if not allow_key_mismatch:
-            check_checkpoint_fits(self.model, state, name=f'checkpoint {str(checkpoint)!r}')
-        self.model.load_state_dict(state, strict=not allow_key_mismatch)
 
     # ---------------------------------------------------------------- per tile
     def prepare_tile(self, pair: RasterPair, tile: Tile, img1: np.ndarray, img2: np.ndarray,

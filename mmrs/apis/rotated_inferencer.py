@@ -317,7 +317,7 @@ class RotatedDetectionInferencer:
 
         import mmrs.datasets  # noqa: F401  (registers mmrs' transforms and datasets)
         import mmrs.models  # noqa: F401  (registers the models; CPU paths of rotated ops)
-        from mmrs.apis.change_inferencer import ChangeDetectionInferencer
+        from mmrs.apis.change_inferencer import TiledInferencer
         from mmrs.apis.segmentation_inferencer import _split_pipeline
         from mmrs.registry import MODELS
         from mmrs.utils.config_path import resolve_config
@@ -331,7 +331,7 @@ class RotatedDetectionInferencer:
         if checkpoint is not None:
             self._ckpt_meta = self._load(checkpoint, allow_key_mismatch)
         self.model.to(self.device).eval()
-        self.loader, steps = _split_pipeline(ChangeDetectionInferencer._test_pipeline(cfg))
+        self.loader, steps = _split_pipeline(TiledInferencer._test_pipeline(cfg))
         self.pipeline = Compose(steps)
         self.classes = tuple(classes) if classes is not None else self._classes()
 

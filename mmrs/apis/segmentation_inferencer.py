@@ -82,6 +82,9 @@ def as_loaded(img: np.ndarray, loader: dict) -> np.ndarray:
 class SegmentationInferencer(TiledInferencer):
     """Whole-scene semantic segmentation with an mmseg segmentor.
 
+    The output's bands are described as ``class`` and ``class_probability`` (the change
+    inferencer writes ``change_class`` / ``change_probability``).
+
     Args:
         config: Config path (``mmrs::...`` and shipped names allowed) or ``Config``.
         checkpoint: Checkpoint file (mmrs' safe loader); ``None`` keeps the initial weights.
@@ -94,6 +97,8 @@ class SegmentationInferencer(TiledInferencer):
         >>> print(inferencer('scene.tif', 'classes.tif', probability=True))
     """
 
+    band_descriptions = ('class', 'class_probability')
+
     def __init__(self, config: Any, checkpoint: str | None = None, device: str = 'cpu',
                  amp: bool = False, allow_key_mismatch: bool = False) -> None:
         import torch
@@ -104,7 +109,6 @@ class SegmentationInferencer(TiledInferencer):
         from mmseg.utils import register_all_modules
 
         import mmrs.models  # noqa: F401  (registers mmrs' models for mixed configs)
-        from mmrs.apis.change_inferencer import ChangeDetectionInferencer
         from mmrs.registry import MODELS
         from mmrs.utils.config_path import resolve_config
 
@@ -118,12 +122,12 @@ class SegmentationInferencer(TiledInferencer):
                              '(mmseg.models.BaseSegmentor); change detectors go through '
                              'ChangeDetectionInferencer (tools/infer.py --t1/--t2)')
         if checkpoint is not None:
-            ChangeDetectionInferencer._load(self, checkpoint, allow_key_mismatch)
+            self._load(checkpoint, allow_key_mismatch)
         self.model.to(self.device).eval()
         self.out_channels = int(self.model.decode_head.out_channels)
         self.channels = 1 if self.out_channels == 1 else self.out_channels
         self.threshold = float(getattr(self.model.decode_head, 'threshold', None) or 0.5)
-        pipeline = ChangeDetectionInferencer._test_pipeline(cfg)
+        pipeline = self._test_pipeline(cfg)
         self.loader, steps = _split_pipeline(pipeline)
         self.pipeline = Compose(steps)
 

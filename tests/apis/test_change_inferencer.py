@@ -142,6 +142,7 @@ class TestTiledEqualsWhole:
                                 quiet=True, probability=True)
             with rasterio.open(out) as dst:
                 maps.append(dst.read())
+                assert dst.descriptions == ('change_class', 'change_probability')
         np.testing.assert_array_equal(maps[0], maps[1])
 
 

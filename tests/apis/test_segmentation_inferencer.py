@@ -178,6 +178,7 @@ class TestTiledEqualsWhole:
         with rasterio.open(out) as dst, rasterio.open(setup['path']) as src:
             assert dst.crs == src.crs and dst.transform == src.transform
             assert (dst.height, dst.width) == (H, W)
+            assert dst.descriptions == ('class', 'class_probability')
             tiled, prob = dst.read(1), dst.read(2)
         disagree = tiled != whole
         assert disagree.mean() <= 0.005, disagree.mean()
