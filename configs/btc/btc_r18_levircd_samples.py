@@ -4,15 +4,7 @@
 #   --data-root /path/to/levir_cd_samples   (tools/train.py, tools/test.py, browse_dataset.py)
 _base_ = [
     '../_base_/models/btc_r18_upernet.py', '../_base_/default_runtime.py',
-    '../_base_/schedules/schedule_adamw_40k.py'
-]
-data_root = '../shared/data/levir_cd_samples'
-pair_list = '{{ fileDirname }}/levir_cd_samples_pairs.txt'
-samples = dict(
-    type='LEVIRCDDataset',
-    data_root=data_root,
-    data_prefix=dict(img_path_from='A', img_path_to='B', seg_map_path='label'),
-    ann_file=pair_list)
+    '../_base_/schedules/schedule_adamw_40k.py', '../_base_/datasets/levir_cd_samples.py']
 train_pipeline = [
     dict(type='LoadBitemporalImages'),
     dict(type='LoadChangeAnnotations'),
@@ -20,25 +12,7 @@ train_pipeline = [
     dict(type='PairedRandomRotate90', prob=0.5),
     dict(type='PackChangeInputs'),
 ]
-test_pipeline = [
-    dict(type='LoadBitemporalImages'),
-    dict(type='LoadChangeAnnotations'),
-    dict(type='PackChangeInputs'),
-]
-train_dataloader = dict(
-    batch_size=4,
-    num_workers=0,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
-    dataset=dict(**samples, pipeline=train_pipeline))
-# "train F1": the same pairs without augmentation, to watch the model fit real data.
-val_dataloader = dict(
-    batch_size=4,
-    num_workers=0,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(**samples, pipeline=test_pipeline))
-test_dataloader = val_dataloader
-val_evaluator = dict(type='ChangeMetric')
-test_evaluator = val_evaluator
+train_dataloader = dict(batch_size=4, dataset=dict(pipeline=train_pipeline))
 optimizer = dict(lr=1e-3)
 optim_wrapper = dict(optimizer=optimizer)
 param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=False, begin=0, end=300)]

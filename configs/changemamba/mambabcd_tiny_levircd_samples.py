@@ -6,14 +6,10 @@
 # rate (3e-4) than the official 1e-4 because there is no ImageNet-pretrained encoder here, and
 # 64x64 crops in batches of 2 so that the run fits in a (shared) 2-core CPU session; the
 # "train F1" is measured on the whole 256x256 pairs every 20 iterations.
-_base_ = ['../_base_/models/mambabcd.py', '../_base_/default_runtime.py']
-data_root = '../shared/data/levir_cd_samples'
-pair_list = '{{ fileDirname }}/../btc/levir_cd_samples_pairs.txt'
-samples = dict(
-    type='LEVIRCDDataset',
-    data_root=data_root,
-    data_prefix=dict(img_path_from='A', img_path_to='B', seg_map_path='label'),
-    ann_file=pair_list)
+_base_ = [
+    '../_base_/models/mambabcd.py', '../_base_/datasets/levir_cd_samples.py',
+    '../_base_/default_runtime.py'
+]
 train_pipeline = [
     dict(type='LoadBitemporalImages'),
     dict(type='LoadChangeAnnotations'),
@@ -23,25 +19,7 @@ train_pipeline = [
     dict(type='PairedRandomRotate90', prob=0.5),
     dict(type='PackChangeInputs'),
 ]
-test_pipeline = [
-    dict(type='LoadBitemporalImages'),
-    dict(type='LoadChangeAnnotations'),
-    dict(type='PackChangeInputs'),
-]
-train_dataloader = dict(
-    batch_size=2,
-    num_workers=0,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
-    dataset=dict(**samples, pipeline=train_pipeline))
-# "train F1": the same pairs without augmentation, to watch the model fit real data.
-val_dataloader = dict(
-    batch_size=4,
-    num_workers=0,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(**samples, pipeline=test_pipeline))
-test_dataloader = val_dataloader
-val_evaluator = dict(type='ChangeMetric')
-test_evaluator = val_evaluator
+train_dataloader = dict(batch_size=2, dataset=dict(pipeline=train_pipeline))
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=3e-4, betas=(0.9, 0.999), weight_decay=5e-4))

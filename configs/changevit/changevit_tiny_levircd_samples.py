@@ -6,14 +6,10 @@
 # flips + date exchange, with a constant learning rate of 3e-4 (no pretrained weights here,
 # no warm-up / poly decay over a few hundred iterations) and 128x128 crops in batches of 2 so
 # that it fits a CPU session.
-_base_ = ['../_base_/models/changevit.py', '../_base_/default_runtime.py']
-data_root = '../shared/data/levir_cd_samples'
-pair_list = '{{ fileDirname }}/../btc/levir_cd_samples_pairs.txt'
-samples = dict(
-    type='LEVIRCDDataset',
-    data_root=data_root,
-    data_prefix=dict(img_path_from='A', img_path_to='B', seg_map_path='label'),
-    ann_file=pair_list)
+_base_ = [
+    '../_base_/models/changevit.py', '../_base_/datasets/levir_cd_samples.py',
+    '../_base_/default_runtime.py'
+]
 train_pipeline = [
     dict(type='LoadBitemporalImages'),
     dict(type='LoadChangeAnnotations'),
@@ -23,25 +19,7 @@ train_pipeline = [
     dict(type='ExchangeTime', prob=0.5),
     dict(type='PackChangeInputs'),
 ]
-test_pipeline = [
-    dict(type='LoadBitemporalImages'),
-    dict(type='LoadChangeAnnotations'),
-    dict(type='PackChangeInputs'),
-]
-train_dataloader = dict(
-    batch_size=2,
-    num_workers=0,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
-    dataset=dict(**samples, pipeline=train_pipeline))
-# "train F1": the same pairs without augmentation, to watch the model fit real data.
-val_dataloader = dict(
-    batch_size=4,
-    num_workers=0,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(**samples, pipeline=test_pipeline))
-test_dataloader = val_dataloader
-val_evaluator = dict(type='ChangeMetric')
-test_evaluator = val_evaluator
+train_dataloader = dict(batch_size=2, dataset=dict(pipeline=train_pipeline))
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='Adam', lr=3e-4, betas=(0.9, 0.99), eps=1e-8, weight_decay=1e-4))
