@@ -13,7 +13,11 @@ from .labels import LABEL_ENCODINGS
 from .landsat_scd import LandsatSCDDataset, landsat_from_to_to_semantic
 from .levir_cd import LEVIRCDDataset, LEVIRCDPlusDataset
 from .oscd import LoadBitemporalBandFiles, OSCDDataset
+from .rs_captions import KarpathyCaptionDataset, RSICDDataset, RSITMDDataset, UCMCaptionsDataset  # noqa: F401,E501
 from .s2looking import S2LookingDataset
+from .scene_classification import (AIDDataset, EuroSATDataset, PatternNetDataset,  # noqa: F401
+                                   RESISC45Dataset, SceneFolderDataset, UCMercedDataset,
+                                   WHURS19Dataset, scene_class_names)
 from .second import SECONDDataset
 from .synthetic import SyntheticChangeDataset
 from .sysu_cd import SYSUCDDataset

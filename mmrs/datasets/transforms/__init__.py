@@ -1,5 +1,7 @@
 """Bitemporal data transforms (registered in ``mmrs.registry.TRANSFORMS``)."""
 from ..labels import decode_change_label, rgb_to_index
+from .bands import LoadMultiBandImage, SelectBands  # noqa: F401
+from .captions import FormatCaptions, RandomCaption  # noqa: F401
 from .formatting import PackChangeInputs
 from .geometric import (PairedPad, PairedRandomCrop, PairedRandomFlip, PairedRandomResize,
                         PairedRandomRotate90, PairedResize, resize_array)

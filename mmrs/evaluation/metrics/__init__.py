@@ -15,8 +15,10 @@
 from .change_metric import ChangeMetric
 from .dota_metric import DOTADevkitMetric
 from .rbox_text_metric import RotatedBoxTextMetric
+from .retrieval_metric import RetrievalMetric  # noqa: F401
 from .scd_metric import SCD_CONVENTIONS, SCDMetric
 from .xview2_metric import XVIEW2_CONVENTIONS, XView2Metric
+from .zero_shot_metric import ZeroShotAccuracy  # noqa: F401
 
 __all__ = [
     'ChangeMetric', 'DOTADevkitMetric', 'RotatedBoxTextMetric', 'SCDMetric', 'SCD_CONVENTIONS',

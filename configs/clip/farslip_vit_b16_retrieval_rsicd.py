@@ -1,0 +1,23 @@
+# FarSLIP ViT-B/16 (Li et al., arXiv 2511.14901):
+# zero-shot image-text retrieval on RSICD (test split).
+# Protocol B (NJU-LHRS/FarSLIP tests/test_retrieval.py): unique images/strings.
+# RetrievalMetric reports both protocols (A/..., B/...) from the same embeddings; the
+# captions are formatted as this family's own evaluation does, so its own protocol's numbers
+# are the comparable ones (docs/retrieval_protocols.md).
+_base_ = [
+    '../_base_/models/clip/farslip_vit_b16.py',
+    '../_base_/datasets/retrieval/rsicd.py',
+    '../_base_/default_runtime.py',
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='mmpretrain.ResizeEdge', scale=224, edge='short', backend='pillow',
+         interpolation='bicubic'),
+    dict(type='CenterCrop', crop_size=224),
+    dict(type='FormatCaptions', prefix='a satellite image. '),  # FarSLIP = SkyScript's prefix
+    dict(type='mmpretrain.PackInputs', algorithm_keys=['captions', 'img_id']),
+]
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')

@@ -1,0 +1,23 @@
+# RS-M-CLIP ViT-B/32 (Silva et al., 2024):
+# zero-shot image-text retrieval on RSICD (test split).
+# Protocol A assumed: RS-M-CLIP compares with RemoteCLIP's table (no evaluation code released).
+# RetrievalMetric reports both protocols (A/..., B/...) from the same embeddings; the
+# captions are formatted as this family's own evaluation does, so its own protocol's numbers
+# are the comparable ones (docs/retrieval_protocols.md).
+_base_ = [
+    '../_base_/models/clip/rsmclip_vit_b32.py',
+    '../_base_/datasets/retrieval/rsicd.py',
+    '../_base_/default_runtime.py',
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='mmpretrain.ResizeEdge', scale=224, edge='short', backend='pillow',
+         interpolation='bicubic'),
+    dict(type='CenterCrop', crop_size=224),
+    # RS-M-CLIP: no evaluation code published; captions unformatted
+    dict(type='mmpretrain.PackInputs', algorithm_keys=['captions', 'img_id']),
+]
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
