@@ -11,7 +11,10 @@ side by side, changed pixels coloured TP green / FP red / FN magenta. ``--pred-d
 the predicted change maps (``mmrs.ChangePredictionWriterHook``). ``--data-root`` reads the
 test data from another folder. A checkpoint whose weights do not fit the model (missing,
 unexpected or resized keys) is an error listing them, unless ``--allow-key-mismatch``
-(mmengine then loads what matches and warns).
+(mmengine then loads what matches and warns). CLIP-family models (``CLIP``,
+``CLIPZeroShotClassifier``) take the families' own files (RemoteCLIP, GeoRSCLIP, SkyCLIP,
+FarSLIP, RS-M-CLIP) as well as mmrs runner checkpoints: the file goes to the model's
+``checkpoint`` (layout auto-detected, or ``--checkpoint-layout``) and loads strictly.
 For several processes use ``bash tools/dist_test.sh CONFIG CHECKPOINT NUM_PROCS``.
 """
 import argparse
@@ -29,6 +32,7 @@ from mmengine.runner import Runner  # noqa: E402
 
 from mmrs.utils.checkpoint import (CheckpointKeyMismatchError,  # noqa: E402
                                    UnsafeCheckpointError)
+from mmrs.models.clip.layouts import CLIPCheckpointError  # noqa: E402
 from mmrs.utils.data_root import DataRootError  # noqa: E402
 from mmrs.utils.launch import (LaunchError, add_runner_arguments,  # noqa: E402
                                distributed_session, load_run_config, prepare_launch)
@@ -47,6 +51,9 @@ def parse_args() -> argparse.Namespace:
                         help='load a checkpoint whose weights do not fit the model (missing, '
                         'unexpected or resized keys) partially, with a warning, instead of '
                         'failing')
+    parser.add_argument('--checkpoint-layout', default=None,
+                        help='CLIP-family models: the checkpoint\'s layout (remoteclip, '
+                        'georsclip, skyclip, farslip, rsmclip, openclip; default auto)')
     add_runner_arguments(parser)
     return parser.parse_args()
 
@@ -56,8 +63,13 @@ def build_config(args: argparse.Namespace):
     if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint {args.checkpoint!r} does not exist')
     cfg = load_run_config(args)
-    cfg.load_from = args.checkpoint
     cfg.resume = False
+    from mmrs.models.clip.routing import route_clip_checkpoint
+    clip_family = route_clip_checkpoint(cfg, args.checkpoint, args.checkpoint_layout)
+    if args.checkpoint_layout and not clip_family:
+        raise ValueError('--checkpoint-layout is for CLIP-family models only')
+    if not clip_family:  # CLIP-family models load (strictly) through their own loader
+        cfg.load_from = args.checkpoint
     if args.show_dir:
         hook = cfg.default_hooks.get('visualization')
         if hook is None:
@@ -68,7 +80,7 @@ def build_config(args: argparse.Namespace):
     if args.pred_dir:
         custom_hooks.append(dict(type='mmrs.ChangePredictionWriterHook',
                                  out_dir=osp.abspath(args.pred_dir)))
-    if not args.allow_key_mismatch:
+    if not args.allow_key_mismatch and not clip_family:
         custom_hooks.append(dict(type='mmrs.CheckpointFitHook', checkpoint=args.checkpoint))
     cfg.custom_hooks = custom_hooks
     prepare_launch(cfg)
@@ -83,7 +95,7 @@ def main() -> None:
             metrics = runner.test()
             main_process = is_main_process()  # ask while the process group still exists
     except (CheckpointKeyMismatchError, UnsafeCheckpointError, LaunchError, DataRootError,
-            FileNotFoundError) as error:
+            FileNotFoundError, CLIPCheckpointError) as error:
         # the user's input is wrong: say what, without a traceback through mmengine
         sys.exit(f'tools/test.py: error: {error}')
     if not main_process:
