@@ -41,6 +41,7 @@ from mmcv.ops import box_iou_rotated
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger
 
+from mmrs.evaluation.dota_eval import mmdet_average_precision
 from mmrs.registry import METRICS
 from mmrs.structures.box_text import RotatedBoxTextCodec, poly_to_rbox
 
@@ -59,20 +60,14 @@ def rotated_iou(boxes1: np.ndarray, boxes2: np.ndarray) -> np.ndarray:
 
 def average_precision(recalls: np.ndarray, precisions: np.ndarray,
                       mode: str = '11points') -> float:
-    """VOC AP of a precision/recall curve: ``'11points'`` (VOC07) or ``'area'``."""
-    if mode == '11points':
-        ap = 0.0
-        for thr in np.arange(0, 1.1, 0.1):
-            above = precisions[recalls >= thr]
-            ap += float(above.max()) if above.size else 0.0
-        return ap / 11
-    if mode == 'area':
-        mrec = np.concatenate([[0.0], recalls, [1.0]])
-        mpre = np.concatenate([[0.0], precisions, [0.0]])
-        mpre = np.maximum.accumulate(mpre[::-1])[::-1]
-        step = np.flatnonzero(mrec[1:] != mrec[:-1])
-        return float(np.sum((mrec[step + 1] - mrec[step]) * mpre[step + 1]))
-    raise ValueError(f"mode must be '11points' or 'area', got {mode!r}")
+    """VOC AP of a precision/recall curve: ``'11points'`` (VOC07) or ``'area'``, summed in
+    float32 as mmdet's ``average_precision``, which LMMRotate's evaluation (through mmrotate's
+    ``eval_rbbox_map``) uses (:func:`mmrs.evaluation.dota_eval.mmdet_average_precision`)."""
+    if mode not in ('11points', 'area'):
+        raise ValueError(f"mode must be '11points' or 'area', got {mode!r}")
+    return mmdet_average_precision(np.asarray(recalls, np.float64),
+                                   np.asarray(precisions, np.float64),
+                                   use_07_metric=mode == '11points')
 
 
 def _of_class(result: ImageResult, key: str, cls: int) -> np.ndarray:
