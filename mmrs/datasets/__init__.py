@@ -13,9 +13,9 @@ from .labels import LABEL_ENCODINGS
 from .landsat_scd import LandsatSCDDataset, landsat_from_to_to_semantic
 from .levir_cd import LEVIRCDDataset, LEVIRCDPlusDataset
 from .oscd import LoadBitemporalBandFiles, OSCDDataset
-from .rs_captions import KarpathyCaptionDataset, RSICDDataset, RSITMDDataset, UCMCaptionsDataset  # noqa: F401,E501
+from .rs_captions import KarpathyCaptionDataset, RSICDDataset, RSITMDDataset, UCMCaptionsDataset
 from .s2looking import S2LookingDataset
-from .scene_classification import (AIDDataset, EuroSATDataset, PatternNetDataset,  # noqa: F401
+from .scene_classification import (AIDDataset, EuroSATDataset, PatternNetDataset,
                                    RESISC45Dataset, SceneFolderDataset, UCMercedDataset,
                                    WHURS19Dataset, scene_class_names)
 from .second import SECONDDataset
@@ -28,9 +28,13 @@ from .xbd import LoadXBDAnnotations, XBDDataset, rasterize_xbd, read_xbd_json
 
 __all__ = [
     'BaseChangeDataset', 'BaseSCDDataset', 'SplitFolderChangeDataset', 'split_prefix',
-    'LEVIRCDDataset', 'LEVIRCDPlusDataset', 'WHUCDDataset', 'CLCDDataset', 'SYSUCDDataset', 'S2LookingDataset', 'DSIFNDataset', 'CDDDataset',
+    'LEVIRCDDataset', 'LEVIRCDPlusDataset', 'WHUCDDataset', 'CLCDDataset', 'SYSUCDDataset',
+    'S2LookingDataset', 'DSIFNDataset', 'CDDDataset',
     'SECONDDataset', 'LandsatSCDDataset', 'landsat_from_to_to_semantic',
     'SyntheticChangeDataset', 'LABEL_ENCODINGS', 'XBDDataset', 'LoadXBDAnnotations',
     'rasterize_xbd', 'read_xbd_json', 'OSCDDataset', 'LoadBitemporalBandFiles',
-    'DOTARawDataset', 'DOTA_CLASSES', 'read_dota_label'
+    'DOTARawDataset', 'DOTA_CLASSES', 'read_dota_label',
+    'KarpathyCaptionDataset', 'RSICDDataset', 'RSITMDDataset', 'UCMCaptionsDataset',
+    'SceneFolderDataset', 'RESISC45Dataset', 'AIDDataset', 'UCMercedDataset', 'EuroSATDataset',
+    'WHURS19Dataset', 'PatternNetDataset', 'scene_class_names'
 ] + list(_transforms_all)

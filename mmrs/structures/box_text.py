@@ -12,7 +12,8 @@ quantised as Florence-2's ``CoordinatesQuantizer`` does: ``k = clamp(floor(x / (
 0, bins - 1)`` and read back at the bin centre ``(k + 0.5) * W / bins``; a parsed
 quadrilateral becomes a rotated box through ``cv2.minAreaRect``. Other remote-sensing VLMs use
 other spellings of the same idea: GeoChat writes ``<p>plane</p>{<x1><y1><x2><y2>|<θ>}`` (the
-unrotated box on a 0-100 grid, then the angle in integer degrees), Falcon writes
+unrotated box on a 0-100 grid, then the angle in integer degrees), EarthDial the same values
+as ``<ref>2 white cars</ref><box>[[[x1, y1, x2, y2, θ]][[...]]]</box>``, Falcon writes
 ``plane<quad><x1><y1>...<y4></quad>`` and InternVL/All-Seeing ``<ref>plane</ref><box>[[x1, y1,
 ..., y4]]</box>``. :class:`RotatedBoxTextCodec` covers them with one set of markers
 (:data:`BOX_TEXT_PRESETS`), so the VLM models reuse one parser.
@@ -257,7 +258,8 @@ class RotatedBoxTextCodec:
     def __init__(self, classes: Sequence[str], format: str = 'poly', bins: int = 1000,
                  image_size: tuple[int, int] | None = None, angle_version: str = 'le90',
                  quantize: str = 'floor', angle_format: str = 'bins',
-                 angle_bins: int | None = None, angle_sign: int = 1, class_names: Sequence[str] | None = None,
+                 angle_bins: int | None = None, angle_sign: int = 1,
+                 class_names: Sequence[str] | None = None,
                  synonyms: Mapping[str, str] | None = None, fuzzy_threshold: float = 0.6,
                  coord_token: str = '<loc_{}>', coord_sep: str = '', box_open: str = '',
                  box_close: str = '', box_sep: str = '', angle_sep: str = '',

@@ -34,7 +34,8 @@ _MIN_FONT_SCALE = 0.3
 _SWATCH = 10  # side of a legend colour square
 
 
-def percentile_stretch(band: np.ndarray, percentiles: tuple[float, float] = (2., 98.)) -> np.ndarray:
+def percentile_stretch(band: np.ndarray,
+                       percentiles: tuple[float, float] = (2., 98.)) -> np.ndarray:
     """Linearly map the ``percentiles`` range of one band to 0..255 (``uint8``).
 
     Non-finite values are ignored when computing the range and rendered black, so NaN nodata

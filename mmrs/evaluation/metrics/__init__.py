@@ -15,12 +15,12 @@
 from .change_metric import ChangeMetric
 from .dota_metric import DOTADevkitMetric
 from .rbox_text_metric import RotatedBoxTextMetric
-from .retrieval_metric import RetrievalMetric  # noqa: F401
+from .retrieval_metric import RetrievalMetric
 from .scd_metric import SCD_CONVENTIONS, SCDMetric
 from .xview2_metric import XVIEW2_CONVENTIONS, XView2Metric
-from .zero_shot_metric import ZeroShotAccuracy  # noqa: F401
+from .zero_shot_metric import ZeroShotAccuracy
 
 __all__ = [
     'ChangeMetric', 'DOTADevkitMetric', 'RotatedBoxTextMetric', 'SCDMetric', 'SCD_CONVENTIONS',
-    'XView2Metric', 'XVIEW2_CONVENTIONS'
+    'XView2Metric', 'XVIEW2_CONVENTIONS', 'RetrievalMetric', 'ZeroShotAccuracy'
 ]

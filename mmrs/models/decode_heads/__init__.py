@@ -2,7 +2,8 @@
 from .changemamba_head import (CHANGEMAMBA_SSM_CFG, MAMBABCD_KEY_MAP, MambaBCDHead,
                                interleave_columns)
 from .changemamba_semantic_head import MambaSemanticHead
-from .changevit_head import BCEDiceLoss, ChangeViTHead
+from ..losses.bce_dice import BCEDiceLoss  # noqa: F401  (its old home; kept for imports)
+from .changevit_head import ChangeViTHead
 from .fc_siam_head import FCSiamDiffHead
 
 __all__ = [
