@@ -30,9 +30,10 @@ if REPO_ROOT not in sys.path:  # run from a checkout without installing
 from mmengine.dist import is_main_process  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
+from mmrs.models.clip.layouts import CLIPCheckpointError  # noqa: E402
+from mmrs.registry import RUNNERS  # noqa: E402
 from mmrs.utils.checkpoint import (CheckpointKeyMismatchError,  # noqa: E402
                                    UnsafeCheckpointError)
-from mmrs.models.clip.layouts import CLIPCheckpointError  # noqa: E402
 from mmrs.utils.data_root import DataRootError  # noqa: E402
 from mmrs.utils.launch import (LaunchError, add_runner_arguments,  # noqa: E402
                                distributed_session, load_run_config, prepare_launch)
@@ -91,7 +92,9 @@ def main() -> None:
     args = parse_args()
     try:
         with distributed_session():
-            runner = Runner.from_cfg(build_config(args))
+            cfg = build_config(args)
+            # runner_type='FlexibleRunner' (FSDP / DeepSpeed strategies) is built by name
+            runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
             metrics = runner.test()
             main_process = is_main_process()  # ask while the process group still exists
     except (CheckpointKeyMismatchError, UnsafeCheckpointError, LaunchError, DataRootError,

@@ -18,7 +18,10 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if REPO_ROOT not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, REPO_ROOT)
 
+import torch  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
+
+from mmrs.registry import RUNNERS  # noqa: E402
 
 from mmrs.utils.checkpoint import UnsafeCheckpointError  # noqa: E402
 from mmrs.utils.data_root import DataRootError  # noqa: E402
@@ -41,7 +44,10 @@ def parse_args() -> argparse.Namespace:
 def build_config(args: argparse.Namespace):
     """The config to train with: the file's, with the command-line options applied."""
     cfg = load_run_config(args)
-    if args.amp:
+    amp_config = cfg.get('optim_wrapper', {}).get('type') == 'AmpOptimWrapper'
+    if args.amp or (amp_config and not torch.cuda.is_available()):
+        # an AMP config on a machine without CUDA trains with bfloat16 autocast on the CPU
+        # (mmengine's AmpOptimWrapper refuses to run there)
         enable_amp(cfg)
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None
@@ -55,7 +61,9 @@ def main() -> None:
     args = parse_args()
     try:
         with distributed_session():
-            runner = Runner.from_cfg(build_config(args))
+            cfg = build_config(args)
+            # runner_type='FlexibleRunner' (FSDP / DeepSpeed strategies) is built by name
+            runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
             runner.train()
     except (UnsafeCheckpointError, LaunchError, DataRootError,
             FileNotFoundError) as error:

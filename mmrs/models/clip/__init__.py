@@ -14,6 +14,7 @@ from .clip_model import CLIP, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, default_data_pr
 from .layouts import LAYOUTS, detect_layout, load_clip_state_dict  # noqa: F401
 from .tokenizers import build_tokenizer
 from .towers import build_open_clip_model, get_clip_config
+from .tuning import apply_tuning, merge_lora  # noqa: F401
 from .zero_shot import CLIPZeroShotClassifier  # noqa: F401
 
 __all__ = ['CLIP', 'CLIPZeroShotClassifier', 'LAYOUTS', 'OPENAI_CLIP_MEAN', 'OPENAI_CLIP_STD',
