@@ -12,6 +12,8 @@ _NAMES = {
     'InferenceSummary': 'change_inferencer',
     'SegmentationInferencer': 'segmentation_inferencer',
     'RotatedDetectionInferencer': 'rotated_inferencer',
+    'CLIPArchiveSearch': 'clip_search', 'CLIPTileEncoder': 'clip_search',
+    'TileArchive': 'clip_index',
 }
 
 __all__ = sorted(_NAMES)
