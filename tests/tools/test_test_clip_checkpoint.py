@@ -81,3 +81,24 @@ def test_misfit_family_file_is_refused_naming_it(setup: dict) -> None:
     assert proc.returncode != 0
     assert 'RemoteCLIP-wide.pt' in proc.stderr and 'Traceback' not in proc.stderr[-400:]
     assert not (setup['tmp'] / 'RemoteCLIP-wide.json').exists()
+
+
+def test_routing_rules(setup: dict) -> None:
+    """Family files and CLIP runner checkpoints under a zero-shot config go to the CLIP
+    loader; a runner checkpoint of the model under test keeps mmengine's ``load_from``."""
+    from mmrs.models.clip.routing import route_clip_checkpoint
+    clip_cfg = Config(dict(model=dict(type='CLIP', model_name='ViT-B-32')))
+    zero_cfg = Config(dict(model=dict(type='mmrs.CLIPZeroShotClassifier',
+                                      clip=dict(type='CLIP', model_name='ViT-B-32'))))
+    assert not route_clip_checkpoint(clip_cfg, str(setup['runner']))  # its own keys
+    assert 'checkpoint' not in clip_cfg.model
+    assert route_clip_checkpoint(clip_cfg, str(setup['family']))
+    assert clip_cfg.model.checkpoint == str(setup['family'])
+    assert route_clip_checkpoint(zero_cfg, str(setup['runner']))  # clip.* is not clip.clip.*
+    assert zero_cfg.model.clip.checkpoint == str(setup['runner'])
+    url_cfg = Config(dict(model=dict(type='CLIP')))
+    assert route_clip_checkpoint(url_cfg, 'https://example.org/RemoteCLIP-ViT-B-32.pt',
+                                 'remoteclip')
+    assert url_cfg.model.checkpoint_layout == 'remoteclip'
+    other = Config(dict(model=dict(type='SiameseChangeDetector')))
+    assert not route_clip_checkpoint(other, str(setup['family']))
