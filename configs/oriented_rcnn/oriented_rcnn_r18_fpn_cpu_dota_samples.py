@@ -14,6 +14,8 @@ model = dict(
         bbox_roi_extractor=dict(out_channels=64),
         bbox_head=dict(in_channels=64, fc_out_channels=256)),
     train_cfg=dict(rpn_proposal=dict(nms_pre=1000, max_per_img=500),
-                   rcnn=dict(sampler=dict(num=256))),
+                   # rotated IoU only where proposal and object may overlap: same values
+                   rcnn=dict(sampler=dict(num=256), assigner=dict(
+                       iou_calculator=dict(type='SparseRBboxOverlaps2D')))),
     test_cfg=dict(rpn=dict(nms_pre=1000, max_per_img=500), rcnn=dict(max_per_img=300)))
 log_processor = dict(by_epoch=False, window_size=10)  # the schedule counts iterations

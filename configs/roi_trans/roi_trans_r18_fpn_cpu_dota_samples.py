@@ -59,7 +59,7 @@ model = dict(
                  pos_weight=-1, debug=False),
             dict(assigner=dict(type='mmdet.MaxIoUAssigner', pos_iou_thr=0.5, neg_iou_thr=0.5,
                                min_pos_iou=0.5, match_low_quality=False, ignore_iof_thr=-1,
-                               iou_calculator=dict(type='mmrotate.RBboxOverlaps2D')),
+                               iou_calculator=dict(type='SparseRBboxOverlaps2D')),
                  sampler=dict(type='mmdet.RandomSampler', num=256, pos_fraction=0.25,
                               neg_pos_ub=-1, add_gt_as_proposals=True),
                  pos_weight=-1, debug=False),
