@@ -6,8 +6,10 @@
                          [--launcher none|pytorch|slurm|mpi]
 
 CONFIG is a path, ``mmrs::<path>`` or a path relative to the shipped ``configs/`` folder.
-``--show-dir`` writes one picture per test pair: date 1, date 2, prediction and ground truth
-side by side, changed pixels coloured TP green / FP red / FN magenta. ``--pred-dir`` writes
+``--show-dir`` writes one picture per test sample: for change detection date 1, date 2,
+prediction and ground truth side by side, changed pixels coloured TP green / FP red / FN
+magenta; for rotated detectors the ground-truth and predicted boxes side by side (the
+config's ``DetVisualizationHook``). ``--pred-dir`` writes
 the predicted change maps (``mmrs.ChangePredictionWriterHook``). ``--data-root`` reads the
 test data from another folder. A checkpoint whose weights do not fit the model (missing,
 unexpected or resized keys) is an error listing them, unless ``--allow-key-mismatch``
