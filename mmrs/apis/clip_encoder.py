@@ -16,10 +16,16 @@ Preprocessing of a tile (the same for a query image):
    scene in the archive;
 3. **pad and fill**: an edge tile (shorter than ``tile``) is padded to ``tile x tile`` and its
    nodata pixels are filled, both with the data preprocessor's mean (0 after normalisation),
-   so every tile keeps the archive's ground sampling distance; a query image is instead
-   resized on its shorter side and centre-cropped, as open_clip's transform does;
-4. **resize** to the tower's ``image_size`` (bilinear with antialiasing) and **normalise** with
-   the model's ``data_preprocessor`` mean/std (OpenAI CLIP's by default).
+   so every tile keeps the archive's ground sampling distance;
+4. **resize** to the tower's ``image_size`` and **normalise** with the model's
+   ``data_preprocessor`` mean/std (OpenAI CLIP's by default), through
+   :mod:`mmrs.models.clip.preprocess` (the code ``tools/analysis/clip_embed.py`` uses): a query
+   image gets open_clip's evaluation transform (``preprocess_val``: antialiased bicubic resize
+   of the shorter side, centre crop); a tile is resized whole to the tower's size with the
+   same bicubic kernel and not cropped, since its footprint is its whole window (for a square
+   tile and a square tower the two are the same operation, so a tile saved as a picture and
+   used as a query meets its own input). The kernel is part of the archive's identity
+   (``preprocessing.interpolation``): archives indexed with another one are refused.
 
 Every tile record holds its grid position, its window ``(row_off, col_off, height, width)``,
 its valid fraction, its footprint polygon in the scene CRS (four corners through the
@@ -48,9 +54,9 @@ import numpy as np
 from mmrs.apis.clip_index import ModelIdentity
 from mmrs.geo.single import SingleRaster, open_single
 
-#: OpenAI CLIP's normalisation, in 0..255 units (the default of :class:`mmrs.models.clip.CLIP`).
-CLIP_MEAN = (0.48145466 * 255, 0.4578275 * 255, 0.40821073 * 255)
-CLIP_STD = (0.26862954 * 255, 0.26130258 * 255, 0.27577711 * 255)
+#: Interpolation of tiles and query images (:data:`mmrs.models.clip.preprocess.INTERPOLATION`;
+#: literal here so importing this module does not import torch).
+INTERPOLATION = 'bicubic'
 #: Longest side of the decimated read that measures a scene's percentiles.
 STATS_SIDE = 1024
 #: Segments per footprint edge before reprojecting to lon/lat.
@@ -132,15 +138,12 @@ class Stretch:
 
     def apply(self, img: np.ndarray) -> np.ndarray:
         """``(h, w, C)`` raster values -> float32 in 0..255 (resolved stretches only)."""
-        img = img.astype(np.float32)
         if self.kind == 'none':
-            return img
+            return img.astype(np.float32)
         if self.kind != 'fixed':
             raise RuntimeError(f'resolve() the {self.kind!r} stretch before applying it')
-        lo = np.asarray(self.low, np.float32)
-        hi = np.asarray(self.high, np.float32)
-        out = (img - lo) * (255.0 / (hi - lo))
-        return np.clip(np.nan_to_num(out, nan=0.0), 0.0, 255.0)
+        from mmrs.models.clip.preprocess import linear_to_byte
+        return linear_to_byte(img, self.low, self.high)
 
     def to_dict(self) -> dict:
         return dict(kind=self.kind, low=list(self.low), high=list(self.high))
@@ -306,12 +309,10 @@ class CLIPTileEncoder:
         size = getattr(model, 'image_size')
         self.image_size = (int(size), int(size)) if isinstance(size, (int, np.integer)) else \
             tuple(int(s) for s in size)
-        pre = getattr(model, 'data_preprocessor', None)
-        mean, std = getattr(pre, 'mean', None), getattr(pre, 'std', None)
-        self.mean = tuple(float(v) for v in (CLIP_MEAN if mean is None else
-                                             torch.as_tensor(mean).flatten().tolist()))
-        self.std = tuple(float(v) for v in (CLIP_STD if std is None else
-                                            torch.as_tensor(std).flatten().tolist()))
+        from mmrs.models.clip.preprocess import model_mean_std
+        mean, std = model_mean_std(model)
+        self.mean = tuple(float(v) for v in mean.tolist())
+        self.std = tuple(float(v) for v in std.tolist())
         if len(self.mean) != 3 or len(self.std) != 3:
             raise ValueError(f'the data preprocessor has {len(self.mean)} mean values; CLIP '
                              'search needs a 3-channel (RGB) image tower')
@@ -376,7 +377,8 @@ class CLIPTileEncoder:
                 dim=dim, config_hash=config_hash(cfg), weights_hash=state_dict_hash(self.model),
                 preprocessing=dict(image_size=list(self.image_size),
                                    mean=[round(v, 6) for v in self.mean],
-                                   std=[round(v, 6) for v in self.std]),
+                                   std=[round(v, 6) for v in self.std],
+                                   interpolation=INTERPOLATION),
                 description=self.description)
         return self._identity
 
@@ -393,15 +395,13 @@ class CLIPTileEncoder:
         return np.ascontiguousarray(canvas.transpose(2, 0, 1))
 
     def _normalise(self, batch: Any) -> Any:
+        """Prepared ``(B, 3, tile, tile)`` tiles -> the tower's normalised input: resized
+        whole (no crop) with the query's bicubic kernel, then mean/std."""
         import torch
-        import torch.nn.functional as F
-        x = batch.to(self.device, torch.float32)
-        if tuple(x.shape[-2:]) != self.image_size:
-            x = F.interpolate(x, size=self.image_size, mode='bilinear', align_corners=False,
-                              antialias=True)
-        mean = torch.tensor(self.mean, device=self.device).view(1, 3, 1, 1)
-        std = torch.tensor(self.std, device=self.device).view(1, 3, 1, 1)
-        return (x - mean) / std
+
+        from mmrs.models.clip.preprocess import normalize, resize_exact
+        x = resize_exact(batch.to(self.device, torch.float32), self.image_size)
+        return normalize(x, self.mean, self.std)
 
     def encode_tiles(self, tiles: Sequence[np.ndarray]) -> np.ndarray:
         """``(B, D)`` float32 normalised embeddings of prepared tiles (step 4)."""
@@ -428,14 +428,16 @@ class CLIPTileEncoder:
     def encode_image_file(self, path: str | os.PathLike, bands: Any = None,
                           stretch: 'str | Stretch | None' = 'auto') -> np.ndarray:
         """``(D,)`` normalised embedding of a whole image file (PNG/JPEG/GeoTIFF...), resized
-        on its shorter side and centre-cropped to the tower's input.
+        on its shorter side and centre-cropped to the tower's input
+        (:func:`mmrs.models.clip.preprocess.prepare_image`, as ``tools/analysis/clip_embed.py``).
 
         Raises:
             FileNotFoundError, OSError: Missing or unreadable file (named).
             ValueError: Bad bands, an image larger than :data:`MAX_QUERY_SIDE`.
         """
         import torch
-        import torch.nn.functional as F
+
+        from mmrs.models.clip.preprocess import prepare_image
         with open_single(str(path), bands=_default_bands(path, bands)) as raster:
             if max(raster.height, raster.width) > MAX_QUERY_SIDE:
                 raise ValueError(f'query image {str(path)!r} is {raster.height}x{raster.width};'
@@ -445,15 +447,9 @@ class CLIPTileEncoder:
             img = _to_rgb(img, path)
             values = resolved.apply(img)
             values[invalid] = np.asarray(self.mean, np.float32)
-        x = torch.from_numpy(np.ascontiguousarray(values.transpose(2, 0, 1)))[None]
-        th, tw = self.image_size
-        scale = max(th / x.shape[2], tw / x.shape[3])
-        size = (max(th, round(x.shape[2] * scale)), max(tw, round(x.shape[3] * scale)))
-        x = F.interpolate(x, size=size, mode='bilinear', align_corners=False, antialias=True)
-        top, left = (size[0] - th) // 2, (size[1] - tw) // 2
-        x = x[:, :, top:top + th, left:left + tw]
+        x = prepare_image(values, self.image_size, self.mean, self.std)[None]
         with torch.no_grad():
-            emb = self.model.encode_image(self._normalise(x), normalize=True)
+            emb = self.model.encode_image(x.to(self.device), normalize=True)
         return emb.float().cpu().numpy()[0]
 
 

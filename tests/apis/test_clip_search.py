@@ -127,7 +127,8 @@ class TestIndexing:
         np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1, atol=2e-3)
 
     def test_embedding_equals_manual_preprocessing(self, db, encoder) -> None:
-        """An edge tile with nodata: pad + fill with the mean, resize, normalise by hand."""
+        """An edge tile with nodata: pad + fill with the mean, resize (PIL bicubic), normalise by
+        hand."""
         archive = TileArchive.open(db)
         records = all_records(archive)
         i = next(i for i, r in enumerate(records) if r['window'][2] < TILE and
@@ -139,9 +140,11 @@ class TestIndexing:
         canvas = np.tile(mean[:, None, None], (1, TILE, TILE)).astype(np.float32)
         nodata = (img == 0).all(axis=0)
         canvas[:, :h, :w] = np.where(nodata, mean[:, None, None], img)
-        x_in = torch.nn.functional.interpolate(torch.from_numpy(canvas)[None], size=(32, 32),
-                                               mode='bilinear', antialias=True)
-        x_in = (x_in - torch.tensor(mean).view(1, 3, 1, 1).float()) / \
+        # PIL's bicubic filter on float images (mode 'F'), clamped to 0..255 as documented
+        from PIL import Image
+        small = np.stack([np.asarray(Image.fromarray(band, mode='F').resize(
+            (32, 32), Image.BICUBIC)) for band in canvas]).clip(0, 255)
+        x_in = (torch.from_numpy(small)[None] - torch.tensor(mean).view(1, 3, 1, 1).float()) / \
             torch.tensor(std).view(1, 3, 1, 1).float()
         with torch.no_grad():
             ref = encoder.model.clip.encode_image(x_in, normalize=True)[0].numpy()

@@ -117,9 +117,43 @@ def losses_of(work_dir: Path) -> list[float]:
     return [row['loss'] for row in rows if 'loss' in row]
 
 
-def build_tiny(config: str) -> torch.nn.Module:
+#: RS-M-CLIP's XLM-RoBERTa text tower, tiny (with the tokenizer of :func:`tiny_hf_tokenizer`)
+TINY_HF_MODEL = dict(
+    embed_dim=32, vision_cfg=TINY_MODEL['vision_cfg'],
+    text_cfg=dict(context_length=16, hf_config=dict(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        vocab_size=16)))
+
+
+def tiny_hf_tokenizer(folder: Path) -> Path:
+    """A WordLevel tokenizer saved as a PreTrainedTokenizerFast folder, XLM-R's special ids
+    (<s>=0, <pad>=1, </s>=2, <unk>=3): what the config's ``tokenizer=dict(type='hf')`` reads."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+    words = ['an', 'airport', 'a', 'golf', 'course']
+    vocab = {'<s>': 0, '<pad>': 1, '</s>': 2, '<unk>': 3, **{w: i + 4 for i, w in
+                                                              enumerate(words)}}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token='<unk>'))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = processors.TemplateProcessing(
+        single='<s> $A </s>', special_tokens=[('<s>', 0), ('</s>', 2)])
+    PreTrainedTokenizerFast(tokenizer_object=tok, bos_token='<s>', eos_token='</s>',
+                            pad_token='<pad>', unk_token='<unk>').save_pretrained(folder)
+    return folder
+
+#: Fine-tuning config of each family -> (architecture, checkpoint layout, caption prefix of
+#: its retrieval config, or None when its captions are unformatted)
+FAMILY_FINETUNES = {
+    'georsclip_vit_b32_finetune_rsitmd.py': ('ViT-B-32', 'georsclip', None),
+    'skyclip_vit_b32_finetune_rsitmd.py': ('ViT-B-32', 'skyclip', 'a satellite image. '),
+    'farslip_vit_b16_finetune_rsitmd.py': ('ViT-B-16', 'farslip', 'a satellite image. '),
+    'rsmclip_vit_b32_finetune_rsitmd.py': ('xlm-roberta-base-ViT-B-32', 'rsmclip', None),
+}
+
+
+def build_tiny(config: str, **model: object) -> torch.nn.Module:
     cfg = Config.fromfile(str(CONFIGS / config))
-    cfg.merge_from_dict(dict(model=dict(model_cfg=TINY_MODEL, checkpoint=None)))
+    cfg.merge_from_dict(dict(model=dict(dict(model_cfg=TINY_MODEL, checkpoint=None), **model)))
     return MODELS.build(cfg.model)
 
 
@@ -151,6 +185,57 @@ class TestConfigs:
         model = build_tiny('remoteclip_vit_b32_finetune_lora_rsitmd.py')
         trainable = {n for n, p in model.named_parameters() if p.requires_grad}
         assert trainable and all('lora_' in n for n in trainable - {'clip.logit_scale'})
+
+    @pytest.mark.parametrize('config', sorted(FAMILY_FINETUNES))
+    def test_family_finetune_configs(self, config: str, tmp_path: Path) -> None:
+        """One full fine-tuning config per family, on the family's base model and retrieval
+        config, with the RemoteCLIP recipe; built with tiny towers, one loss step."""
+        from mmpretrain.structures import DataSample
+
+        from mmrs.registry import TRANSFORMS
+        arch, layout, prefix = FAMILY_FINETUNES[config]
+        cfg = Config.fromfile(str(CONFIGS / config))
+        reference = Config.fromfile(str(CONFIGS / 'remoteclip_vit_b32_finetune_rsitmd.py'))
+        retrieval = Config.fromfile(str(CONFIGS / config.replace('_finetune_', '_retrieval_')))
+        assert cfg.model.model_name == arch and cfg.model.checkpoint_layout == layout
+        assert cfg.model.loss == reference.model.loss
+        assert cfg.optim_wrapper == reference.optim_wrapper
+        assert cfg.param_scheduler == reference.param_scheduler
+        assert cfg.train_cfg == reference.train_cfg
+        assert cfg.train_dataloader.batch_size == 64
+        assert cfg.train_dataloader.dataset.type == 'RSITMDDataset'
+        assert cfg.train_dataloader.dataset.split == 'train'
+        assert cfg.val_dataloader.dataset.split == 'test'
+        assert cfg.val_evaluator.type == 'RetrievalMetric'
+        # validation captions exactly as the family's retrieval config formats them ...
+        assert cfg.val_dataloader.dataset.pipeline == retrieval.test_dataloader.dataset.pipeline
+        # ... and the training caption the same way
+        train = [TRANSFORMS.build(t) for t in cfg.train_dataloader.dataset.pipeline
+                 if t['type'] in ('RandomCaption', 'FormatCaptions')]
+        sample = dict(captions=['Two planes on the apron.'], img_path='x.tif')
+        for transform in train:
+            sample = transform(sample)
+        assert sample['text'] == (prefix or '') + 'Two planes on the apron.'
+        val_formats = [t for t in retrieval.test_dataloader.dataset.pipeline
+                       if t['type'] == 'FormatCaptions']
+        assert [t.get('prefix') for t in val_formats] == ([prefix] if prefix else [])
+        overrides = {}
+        if layout == 'rsmclip':
+            assert cfg.model.tokenizer.type == 'hf'
+            overrides = dict(model_cfg=TINY_HF_MODEL, tokenizer=dict(
+                path=str(tiny_hf_tokenizer(tmp_path / 'tokenizer'))))
+        model = build_tiny(config, **overrides)
+        assert all(p.requires_grad for p in model.parameters())
+        images = torch.rand(2, 3, 32, 32) * 255
+        samples = []
+        for text in ('an airport', 'a golf course'):
+            samples.append(DataSample())
+            samples[-1].set_field(text, 'text')
+        batch = model.data_preprocessor(dict(inputs=list(images), data_samples=samples), True)
+        losses = model(**batch, mode='loss')
+        losses['loss_contrastive'].backward()
+        assert torch.isfinite(losses['loss_contrastive'])
+        assert model.clip.logit_scale.grad is not None
 
     def test_fsdp_config(self, tmp_path: Path) -> None:
         from mmengine.registry import FUNCTIONS

@@ -14,7 +14,8 @@ refused unless ``--overwrite``.
 
 Images are read with mmrs' one raster reader (:func:`mmrs.datasets.io.read_raster`: JPEG/PNG
 through OpenCV as RGB, GeoTIFF through rasterio with every band and the dtype kept) and
-prepared as open_clip's evaluation transform does: values mapped to 0–255 (``value_max``,
+prepared as open_clip's evaluation transform does (:mod:`mmrs.models.clip.preprocess`, the
+code the archive search's image queries use too): values mapped to 0–255 (``value_max``,
 default the dtype's maximum, 1.0 for floats; or a per-band 2–98 % percentile stretch),
 shortest side resized to the tower's input size with antialiased bicubic interpolation,
 center crop, then the model's data-preprocessor mean/std (NaN pixels, float nodata, become
@@ -37,9 +38,10 @@ if REPO_ROOT not in sys.path:  # run from a checkout without installing
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-STRETCHES = ('none', 'percentile')
-#: Percentiles of the ``percentile`` stretch (low, high), per band and image.
-PERCENTILES = (2.0, 98.0)
+# the preprocessing shared with the archive search (mmrs.apis.clip_encoder); re-exported here
+from mmrs.models.clip.preprocess import (PERCENTILES, STRETCHES,  # noqa: E402,F401
+                                         model_mean_std, prepare_image, resize_center_crop,
+                                         to_byte_range)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -82,48 +84,6 @@ def to_three_bands(img: np.ndarray, path: str) -> np.ndarray:
                      '(choose them with --bands, e.g. --bands 4,3,2, or clip_embed.bands)')
 
 
-def to_byte_range(img: np.ndarray, value_max: float | None = None,
-                  stretch: str = 'none') -> np.ndarray:
-    """Float32 ``(H, W, C)`` image on the 0–255 scale the CLIP normalisation expects."""
-    data = img.astype(np.float32)
-    if stretch == 'percentile':
-        low, high = np.nanpercentile(data.reshape(-1, data.shape[2]), PERCENTILES, axis=0)
-        data = np.clip((data - low) / np.maximum(high - low, 1e-6), 0, 1) * 255
-        return np.nan_to_num(data, nan=0.0).astype(np.float32)  # NaN (nodata): black
-    if value_max is None:
-        value_max = (float(np.iinfo(img.dtype).max) if np.issubdtype(img.dtype, np.integer)
-                     else 1.0)
-    if value_max <= 0:
-        raise ValueError(f'value_max must be positive, got {value_max}')
-    return np.nan_to_num(np.clip(data * np.float32(255.0 / value_max), 0, 255),
-                         nan=0.0).astype(np.float32)
-
-
-def resize_center_crop(chw: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """open_clip's evaluation geometry on a ``(C, H, W)`` float tensor.
-
-    The shortest side is resized to the target (torchvision's rounding: the long side becomes
-    ``int(target * long / short)``; non-square targets scale by the larger ratio, as
-    open_clip's ``ResizeKeepRatio``), with antialiased bicubic interpolation clamped to 0–255
-    (as an 8-bit picture would be), then the center crop (torchvision's rounding).
-    """
-    import torch.nn.functional as F
-    th, tw = size
-    _, h, w = chw.shape
-    if th == tw:
-        short, long = (w, h) if w <= h else (h, w)
-        new_short, new_long = th, int(th * long / short)
-        nh, nw = (new_long, new_short) if w <= h else (new_short, new_long)
-    else:
-        ratio = max(th / h, tw / w)
-        nh, nw = max(th, round(h * ratio)), max(tw, round(w * ratio))
-    if (nh, nw) != (h, w):
-        chw = F.interpolate(chw[None], size=(nh, nw), mode='bicubic', align_corners=False,
-                            antialias=True)[0].clamp_(0, 255)
-    top, left = int(round((nh - th) / 2.0)), int(round((nw - tw) / 2.0))
-    return chw[:, top:top + th, left:left + tw]
-
-
 def load_image(path: str, image_size: tuple[int, int], mean: torch.Tensor, std: torch.Tensor,
                bands: Sequence[int] | None = None, value_max: float | None = None,
                stretch: str = 'none') -> torch.Tensor:
@@ -149,20 +109,12 @@ def load_image(path: str, image_size: tuple[int, int], mean: torch.Tensor, std: 
     except Exception as err:  # noqa: BLE001 (decoder errors of OpenCV/GDAL vary)
         raise OSError(f'cannot read image {path!r}: {err}') from err
     img = to_three_bands(img, path)
-    data = torch.from_numpy(np.ascontiguousarray(
-        to_byte_range(img, value_max, stretch).transpose(2, 0, 1)))
-    data = resize_center_crop(data, image_size)
-    return (data - mean.view(3, 1, 1)) / std.view(3, 1, 1)
+    return prepare_image(to_byte_range(img, value_max, stretch), image_size, mean, std)
 
 
 def preprocess_stats(model: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """The model's data-preprocessor mean/std on the 0–255 scale (OpenAI CLIP's if absent)."""
-    from mmrs.models.clip import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
-    pre = getattr(model, 'data_preprocessor', None)
-    mean, std = getattr(pre, 'mean', None), getattr(pre, 'std', None)
-    if mean is None or std is None:
-        return (torch.tensor(OPENAI_CLIP_MEAN) * 255, torch.tensor(OPENAI_CLIP_STD) * 255)
-    return mean.detach().flatten().float().cpu(), std.detach().flatten().float().cpu()
+    return model_mean_std(model)
 
 
 # ---------------------------------------------------------------------- model + run
