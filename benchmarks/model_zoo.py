@@ -1,6 +1,7 @@
 """Model-zoo numbers for README.md: params, FLOPs at 256², CPU images/s, by config.
 
     python benchmarks/model_zoo.py [--configs CFG ...] [--iters 3] [--threads 2]
+    python benchmarks/model_zoo.py --table [FILE]   # README table from the JSON
 
 Runs ``tools/analysis/get_flops.py`` (selective scans counted) and
 ``tools/analysis/benchmark.py`` (CPU inference and train-step images/s of one 256×256 pair,
@@ -41,27 +42,61 @@ def run_json(args: list[str], out: str) -> dict:
         return json.load(f)
 
 
+def markdown_table(result: dict) -> str:
+    """The README rows: params, GFLOPs at 256² (scan share), CPU images/s, peak RSS."""
+    lines = ['| config | params | GFLOPs @256² (selective scan) | CPU inference img/s | '
+             'CPU train-step img/s | peak RSS train (MiB) |', '|---|---|---|---|---|---|']
+    for row in result['rows']:
+        flops, bench = row['flops'], row['benchmark']
+        scan = flops.get('selective_scan_flops') or 0
+        scan_txt = f' ({scan / 1e9:.3f})' if scan else ''
+        train = bench.get('train', {})
+        lines.append(
+            f"| `{osp.basename(row['config'])}` | {flops['params']:,} | {flops['gflops']:.2f}"
+            f"{scan_txt} | {bench['inference']['images_per_s']:.2f} | "
+            f"{train.get('images_per_s', float('nan')):.2f} | "
+            f"{train.get('peak_memory_mib', float('nan')):.0f} |")
+    return '\n'.join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--table', nargs='?', const='', default=None, metavar='FILE',
+                        help='print the README table of FILE (default: --out) and exit')
     parser.add_argument('--configs', nargs='+', default=CONFIGS)
     parser.add_argument('--iters', type=int, default=3)
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--out', default=osp.join(REPO_ROOT, 'benchmarks', 'results',
                                                   'model_zoo.json'))
     args = parser.parse_args()
+    if args.table is not None:
+        with open(args.table or args.out, encoding='utf-8') as f:
+            print(markdown_table(json.load(f)))
+        return
+    # rows already in --out are kept (a rerun measures only what is missing); the file is
+    # rewritten after every config, so a failure loses nothing measured before it
     rows = []
+    if osp.isfile(args.out):
+        with open(args.out, encoding='utf-8') as f:
+            rows = [r for r in json.load(f).get('rows', []) if r['config'] in args.configs]
+    done = {r['config'] for r in rows}
     with tempfile.TemporaryDirectory() as tmp:
         for config in args.configs:
+            if config in done:
+                continue
             flops = run_json(['tools/analysis/get_flops.py', config, '--shape', '256', '256'],
                              osp.join(tmp, 'flops.json'))
             speed = run_json(['tools/analysis/benchmark.py', config, '--shape', '256', '256',
                               '--batch', '1', '--iters', str(args.iters), '--warmup', '1',
                               '--device', 'cpu', '--threads', str(args.threads)],
                              osp.join(tmp, 'speed.json'))
-            rows.append(dict(config=config, flops=flops, benchmark=speed))
+            rows.append(dict(config=config, flops=flops, benchmark=speed,
+                             load_average_1min=round(os.getloadavg()[0], 2)))
+            rows.sort(key=lambda r: args.configs.index(r['config']))
+            with open(args.out, 'w', encoding='utf-8') as f:
+                json.dump(dict(cpu_count=os.cpu_count(), threads=args.threads, rows=rows), f,
+                          indent=2)
             print(config, 'done', flush=True)
-    with open(args.out, 'w', encoding='utf-8') as f:
-        json.dump(dict(cpu_count=os.cpu_count(), threads=args.threads, rows=rows), f, indent=2)
     print(f'wrote {args.out}')
 
 
