@@ -9,15 +9,6 @@ _base_ = [
     '../_base_/datasets/retrieval/rsitmd.py',
     '../_base_/default_runtime.py',
 ]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='mmpretrain.ResizeEdge', scale=224, edge='short', backend='pillow',
-         interpolation='bicubic'),
-    dict(type='CenterCrop', crop_size=224),
-    dict(type='FormatCaptions', prefix='a satellite image. '),  # FarSLIP = SkyScript's prefix
-    dict(type='mmpretrain.PackInputs', algorithm_keys=['captions', 'img_id']),
-]
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
-test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
+# FarSLIP = SkyScript's prefix 'a satellite image. '
+val_dataloader = test_dataloader = dict(
+    dataset=dict(pipeline={{_base_.prefixed_test_pipeline}}))  # retrieval_default.py

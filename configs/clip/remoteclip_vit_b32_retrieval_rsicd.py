@@ -9,15 +9,6 @@ _base_ = [
     '../_base_/datasets/retrieval/rsicd.py',
     '../_base_/default_runtime.py',
 ]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='mmpretrain.ResizeEdge', scale=224, edge='short', backend='pillow',
-         interpolation='bicubic'),
-    dict(type='CenterCrop', crop_size=224),
-    dict(type='FormatCaptions', capitalize=True),  # RemoteCLIP: text['raw'].capitalize()
-    dict(type='mmpretrain.PackInputs', algorithm_keys=['captions', 'img_id']),
-]
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
-test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
+# RemoteCLIP: text['raw'].capitalize()
+val_dataloader = test_dataloader = dict(
+    dataset=dict(pipeline={{_base_.capitalized_test_pipeline}}))  # retrieval_default.py

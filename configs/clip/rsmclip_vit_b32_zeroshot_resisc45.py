@@ -17,5 +17,3 @@ model = dict(
     logit_scale=100.0)
 test_dataloader = dict(dataset=dict(split_ratio=0.8, split='test'))
 val_dataloader = test_dataloader
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')

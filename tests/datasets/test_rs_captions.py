@@ -187,10 +187,36 @@ def test_pipelines_from_config(rsitmd_root: Path) -> None:
     assert sample.text in ENTRIES[0][2]
 
 
-@pytest.mark.parametrize('name', ['rsicd', 'rsitmd', 'ucm_captions'])
-def test_dataset_configs_parse(name: str) -> None:
+#: open_clip's preprocess_val (shortest side 224 bicubic, centre crop), then all captions packed
+OPEN_CLIP_VAL = [
+    dict(type='LoadImageFromFile'),
+    dict(type='mmpretrain.ResizeEdge', scale=224, edge='short', backend='pillow',
+         interpolation='bicubic'),
+    dict(type='CenterCrop', crop_size=224),
+    dict(type='mmpretrain.PackInputs', algorithm_keys=['captions', 'img_id']),
+]
+
+
+@pytest.mark.parametrize('name,dataset_type,data_root,val_split', [
+    ('rsicd', 'RSICDDataset', 'data/RSICD', 'val'),
+    ('rsitmd', 'RSITMDDataset', 'data/RSITMD', 'test'),  # RSITMD has no val split
+    ('ucm_captions', 'UCMCaptionsDataset', 'data/UCM_captions', 'val'),
+])
+def test_dataset_configs_parse(name: str, dataset_type: str, data_root: str,
+                               val_split: str) -> None:
+    """Each data set's file sets its type and root on all three loaders over the shared
+    retrieval_default.py (dict merge), and keeps the shared pipelines and loader settings."""
     cfg = Config.fromfile(REPO_ROOT / f'configs/_base_/datasets/retrieval/{name}.py')
-    assert cfg.test_dataloader.dataset.split == 'test'
+    splits = dict(train='train', val=val_split, test='test')
+    for stage, split in splits.items():
+        loader = cfg[f'{stage}_dataloader']
+        assert loader.dataset.type == dataset_type and loader.dataset.data_root == data_root
+        assert loader.dataset.split == split
+        assert loader.batch_size == 64 and loader.sampler.shuffle == (stage == 'train')
+    assert cfg.val_dataloader.dataset.pipeline == OPEN_CLIP_VAL
+    assert cfg.test_dataloader.dataset.pipeline == OPEN_CLIP_VAL
+    assert [t['type'] for t in cfg.train_dataloader.dataset.pipeline][-2:] == [
+        'RandomCaption', 'mmpretrain.PackInputs']
     assert cfg.test_evaluator.type == 'RetrievalMetric'
 
 
@@ -212,6 +238,12 @@ def test_clip_retrieval_configs(path: Path) -> None:
         assert formats and formats[0]['prefix'] == 'a satellite image. '
     if family.startswith('remoteclip'):
         assert formats and formats[0]['capitalize']
+    if family.startswith(('georsclip', 'rsmclip')):
+        assert not formats
+    # one formatting for validation and test; the images preprocessed as in every family
+    assert cfg.val_dataloader.dataset.pipeline == cfg.test_dataloader.dataset.pipeline
+    assert len(formats) <= 1 and [t for t in cfg.test_dataloader.dataset.pipeline
+                                  if t['type'] != 'FormatCaptions'] == OPEN_CLIP_VAL
 
 
 def test_real_rsicd_images_from_falcon(tmp_path: Path) -> None:

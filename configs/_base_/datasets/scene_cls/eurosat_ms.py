@@ -9,26 +9,22 @@
 # on (a display choice: no paper evaluated CLIP zero-shot on the 13-band release). Bands are
 # listed blue, green, red: the CLIP data preprocessor (to_rgb=True) flips BGR to RGB, as for
 # images read by LoadImageFromFile (see mmrs/datasets/transforms/bands.py).
+# Loader and evaluator: scene_cls_default.py; the resize/crop after the band selection are its
+# (open_clip's preprocess_val).
+_base_ = ['./scene_cls_default.py']
 dataset_type = 'EuroSATDataset'
 data_root = 'data/EuroSAT'
-img_size = 224
 rgb_bands = (2, 3, 4)  # B02 blue, B03 green, B04 red (1-based band indices of the files)
 reflectance_display_range = (0, 3000)
 test_pipeline = [
     dict(type='LoadMultiBandImage'),
     dict(type='SelectBands', bands=rgb_bands, value_range=reflectance_display_range,
          out_dtype='uint8'),
-    dict(type='mmpretrain.ResizeEdge', scale=img_size, edge='short', backend='pillow',
-         interpolation='bicubic'),
-    dict(type='CenterCrop', crop_size=img_size),
+    dict(type='mmpretrain.ResizeEdge', scale={{_base_.img_size}}, edge='short',
+         backend='pillow', interpolation='bicubic'),
+    dict(type='CenterCrop', crop_size={{_base_.img_size}}),
     dict(type='mmpretrain.PackInputs'),
 ]
 test_dataloader = dict(
-    batch_size=64,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(type=dataset_type, data_root=data_root, variant='ms', pipeline=test_pipeline))
 val_dataloader = test_dataloader
-test_evaluator = dict(type='ZeroShotAccuracy', topk=(1, 5))
-val_evaluator = test_evaluator

@@ -1,27 +1,8 @@
 # PatternNet (PatternNetDataset): Zhou et al., ISPRS J. 2018. 30,400 RGB 256x256 JPEGs,
 # 38 classes x 800. data_root: the extracted PatternNet folder (images/<class>/<image>.jpg).
-# Test-time preprocessing is open_clip's preprocess_val, as the RemoteCLIP (ITRA), GeoRSCLIP
-# (RS5M inference_tool.py) and SkyScript / FarSLIP evaluation scripts use it: shortest side to
-# 224 (bicubic), centre crop 224; normalisation happens in the CLIP data preprocessor. Class
-# indices follow the sorted folder names; prompt strings are the dataset's display_names
-# (mmrs.datasets.scene_classification). Zero-shot papers evaluate on the whole set (GeoRSCLIP)
-# or on the last 20% of each class (RemoteCLIP/ITRA: split_ratio=0.8, split='test').
+# Preprocessing, loader and evaluator: scene_cls_default.py (open_clip's preprocess_val).
+_base_ = ['./scene_cls_default.py']
 dataset_type = 'PatternNetDataset'
 data_root = 'data/PatternNet'
-img_size = 224
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='mmpretrain.ResizeEdge', scale=img_size, edge='short', backend='pillow',
-         interpolation='bicubic'),
-    dict(type='CenterCrop', crop_size=img_size),
-    dict(type='mmpretrain.PackInputs'),
-]
-test_dataloader = dict(
-    batch_size=64,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type=dataset_type, data_root=data_root, pipeline=test_pipeline))
+test_dataloader = dict(dataset=dict(type=dataset_type, data_root=data_root))
 val_dataloader = test_dataloader
-test_evaluator = dict(type='ZeroShotAccuracy', topk=(1, 5))
-val_evaluator = test_evaluator
