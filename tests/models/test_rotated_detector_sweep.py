@@ -250,3 +250,17 @@ def test_config_pipeline_trains_on_a_real_patch(path: Path, dota_patch_root: Pat
     bbox_terms = [float(v) for k, v in log_vars.items() if 'loss_bbox' in k]
     assert bbox_terms and max(bbox_terms) > 0  # objects were matched
     loss.backward()
+
+
+@pytest.mark.parametrize('name,num_classes', [('roi_trans_r50_fpn_1x_dior_r.py', 20),
+                                              ('roi_trans_r50_fpn_6x_hrsc2016.py', 1)])
+def test_restated_cascade_heads_follow_the_base(name: str, num_classes: int) -> None:
+    """The dataset variants restate RoI Transformer's head list (a list is replaced whole):
+    apart from ``num_classes`` it must stay the base model's."""
+    cfg = Config.fromfile(str(REPO_ROOT / 'configs' / 'roi_trans' / name))
+    base = Config.fromfile(str(MODEL_DIR / 'roi_trans_r50_fpn.py'))
+    for head, ref in zip(cfg.model.roi_head.bbox_head, base.model.roi_head.bbox_head,
+                         strict=True):
+        assert head.pop('num_classes') == num_classes
+        ref.pop('num_classes')
+        assert head == ref
