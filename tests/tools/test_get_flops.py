@@ -138,6 +138,17 @@ class TestGetFlopsTool:
         assert large['flops'] == 8 * small['flops'] > 0
         assert json.loads((tmp_path / 'f.json').read_text())['flops'] == large['flops']
 
+    def test_changevit_traces_with_resampled_positions(self) -> None:
+        """ChangeViT resamples its position embedding to the token grid; under the FLOP
+        counter's tracing the grid is made of tensors (a bicubic resize used to fail)."""
+        tool = load_tool()
+        opts = ['model.backbone.detail_base_channels=8', 'model.backbone.vit.embed_dims=32',
+                'model.backbone.vit.num_heads=4', 'model.decode_head.in_channels=[8,16,32,32]']
+        cfg = 'configs/changevit/changevit_tiny_256x256_80k_levircd.py'
+        small = tool.main([cfg, '--shape', '64', '64', '--cfg-options', *opts])
+        large = tool.main([cfg, '--shape', '96', '96', '--cfg-options', *opts])
+        assert small['selective_scan_flops'] == 0 and 0 < small['flops'] < large['flops']
+
     def test_bad_inputs_name_the_problem(self) -> None:
         tool = load_tool()
         with pytest.raises(SystemExit, match='missing.py'):

@@ -82,6 +82,7 @@ def resize_pos_embed(pos_embed: Tensor, grid: tuple[int, int], offset: float = 0
     if side * side != n:
         raise ValueError(f'position embedding of {n} tokens is not a square grid')
     square = pos_embed.float().reshape(1, side, side, dim).permute(0, 3, 1, 2)
+    grid = (int(grid[0]), int(grid[1]))  # plain ints also while traced (FLOP counting)
     if offset:
         scale = ((grid[0] + offset) / side, (grid[1] + offset) / side)
         out = F.interpolate(square, scale_factor=scale, mode='bicubic', antialias=antialias)
