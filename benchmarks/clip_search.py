@@ -1,6 +1,6 @@
 """CLIP archive search: indexing throughput, query latency and peak memory while indexing.
 
-    python benchmarks/clip_search.py [--throughput-size 2048] [--rss-size 16384]
+    python benchmarks/clip_search.py [--throughput-size 2048] [--rss-size 4096 16384]
         [--rows 10000 1000000] [--dim 512] [--queries 20] [--tile 224] [--batch 32]
         [--threads 1] [--skip-faiss] [--out benchmarks/results/clip_search.json]
 
@@ -17,9 +17,12 @@ Measurements (CPU, ``--threads`` torch threads):
   ``faiss`` (``IndexFlatIP``; its one-time build / cache load is reported apart). The
   archives are written to a temporary folder (1e6 x 512 float16 = 1 GB);
 - ``peak_rss``: the peak resident memory (``ru_maxrss`` of a fresh subprocess, via
-  ``os.wait4``) of indexing one synthetic ``--rss-size`` squared scene, with the same process's
-  RSS after building the model (before indexing) so the indexing share is visible; the scene
-  is written by another subprocess, strip by strip.
+  ``os.wait4``) of indexing one synthetic scene of each ``--rss-size`` squared, with the same
+  process's RSS after building the model (before indexing) so the indexing share is visible;
+  the scenes are written by another subprocess, strip by strip. Measured first, while this
+  process is still small: Linux carries the parent's resident high-water mark into a child
+  it starts (the child's ``ru_maxrss`` is at least the parent's RSS at ``exec``), so after the
+  query measurements (gigabytes of vectors) a child would report the parent's memory.
 
 Results go to ``--out`` as JSON (machine, versions, arguments, numbers).
 """
@@ -180,24 +183,28 @@ def bench_query(args: argparse.Namespace, work: str) -> list[dict]:
     return out
 
 
-def bench_rss(args: argparse.Namespace, work: str) -> dict:
-    scene = osp.join(work, f'rss_{args.rss_size}.tif')
-    t0 = time.perf_counter()
-    subprocess.run([sys.executable, __file__, '_write', scene, str(args.rss_size)], check=True)
-    write_s = time.perf_counter() - t0
-    cmd = [sys.executable, __file__, '_rss_child', scene, osp.join(work, 'db_rss'),
-           str(args.tile), str(args.batch), str(args.threads)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
-    lines = [ln for ln in proc.stdout.read().splitlines() if ln.startswith('{')]
-    child = json.loads(lines[-1])  # the libraries print notices on stdout too
-    proc.stdout.close()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f'{cmd} failed')
-    pixels_mb = 3 * args.rss_size ** 2 / 2 ** 20
-    return dict(scene=f'{args.rss_size}x{args.rss_size} uint8 RGB ({pixels_mb:.0f} MB of pixels)',
-                scene_write_s=round(write_s, 1), peak_rss_mb=round(usage.ru_maxrss / 1024, 1),
-                **child)
+def bench_rss(args: argparse.Namespace, work: str) -> list[dict]:
+    out = []
+    for size in args.rss_size:
+        scene = osp.join(work, f'rss_{size}.tif')
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, __file__, '_write', scene, str(size)], check=True)
+        write_s = time.perf_counter() - t0
+        cmd = [sys.executable, __file__, '_rss_child', scene, osp.join(work, f'db_rss_{size}'),
+               str(args.tile), str(args.batch), str(args.threads)]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        lines = [ln for ln in proc.stdout.read().splitlines() if ln.startswith('{')]
+        proc.stdout.close()
+        if os.waitstatus_to_exitcode(status) != 0 or not lines:
+            raise RuntimeError(f'{cmd} failed')
+        child = json.loads(lines[-1])  # the libraries print notices on stdout too
+        pixels_mb = 3 * size ** 2 / 2 ** 20
+        out.append(dict(scene=f'{size}x{size} uint8 RGB ({pixels_mb:.0f} MB of pixels)',
+                        scene_write_s=round(write_s, 1),
+                        peak_rss_mb=round(usage.ru_maxrss / 1024, 1), **child))
+        os.remove(scene)
+    return out
 
 
 def rss_child(scene: str, db: str, tile: int, batch: int, threads: int) -> None:
@@ -219,7 +226,7 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--throughput-size', type=int, default=2048)
-    parser.add_argument('--rss-size', type=int, default=16384)
+    parser.add_argument('--rss-size', type=int, nargs='+', default=[4096, 16384])
     parser.add_argument('--rows', type=int, nargs='+', default=[10_000, 1_000_000])
     parser.add_argument('--dim', type=int, default=512)
     parser.add_argument('--queries', type=int, default=20)
@@ -243,15 +250,15 @@ def main() -> None:
     except ImportError:
         result['faiss'] = None
     with tempfile.TemporaryDirectory(dir=args.work_dir, prefix='mmrs-clip-bench-') as work:
+        if 'rss' not in args.skip:  # first: see the docstring
+            result['peak_rss'] = bench_rss(args, work)
+            print('peak_rss', result['peak_rss'], flush=True)
         if 'indexing' not in args.skip:
             result['indexing'] = bench_indexing(args, work)
             print('indexing', result['indexing'], flush=True)
         if 'query' not in args.skip:
             result['query'] = bench_query(args, work)
             print('query', result['query'], flush=True)
-        if 'rss' not in args.skip:
-            result['peak_rss'] = bench_rss(args, work)
-            print('peak_rss', result['peak_rss'], flush=True)
     from mmrs.geo.atomic import atomic_output
     with atomic_output(args.out, overwrite=True) as tmp:
         with open(tmp, 'w') as f:
