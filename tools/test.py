@@ -38,7 +38,8 @@ from mmrs.utils.checkpoint import (CheckpointKeyMismatchError,  # noqa: E402
                                    UnsafeCheckpointError)
 from mmrs.utils.data_root import DataRootError  # noqa: E402
 from mmrs.utils.launch import (LaunchError, add_runner_arguments,  # noqa: E402
-                               distributed_session, load_run_config, prepare_launch)
+                               distributed_session, exit_after_distributed_run,
+                               load_run_config, prepare_launch)
 
 
 def parse_args() -> argparse.Namespace:
@@ -104,6 +105,7 @@ def main() -> None:
         # the user's input is wrong: say what, without a traceback through mmengine
         sys.exit(f'tools/test.py: error: {error}')
     if not main_process:
+        exit_after_distributed_run()
         return
     serialisable = {key: float(value) if hasattr(value, '__float__') else value
                     for key, value in metrics.items()}
@@ -114,6 +116,7 @@ def main() -> None:
         with open(partial, 'w', encoding='utf-8') as f:
             json.dump(serialisable, f, indent=2, sort_keys=True)
         os.replace(partial, args.out)
+    exit_after_distributed_run()
 
 
 if __name__ == '__main__':

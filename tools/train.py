@@ -26,8 +26,8 @@ from mmrs.registry import RUNNERS  # noqa: E402
 from mmrs.utils.checkpoint import UnsafeCheckpointError  # noqa: E402
 from mmrs.utils.data_root import DataRootError  # noqa: E402
 from mmrs.utils.launch import (LaunchError, add_runner_arguments,  # noqa: E402
-                               distributed_session, enable_amp, load_run_config,
-                               prepare_launch)
+                               distributed_session, enable_amp,
+                               exit_after_distributed_run, load_run_config, prepare_launch)
 
 
 def parse_args() -> argparse.Namespace:
@@ -69,6 +69,7 @@ def main() -> None:
             FileNotFoundError) as error:
         # the user's input is wrong: say what, without a traceback through mmengine
         sys.exit(f'tools/train.py: error: {error}')
+    exit_after_distributed_run()
 
 
 if __name__ == '__main__':

@@ -6,6 +6,7 @@ import os.path as osp
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from typing import Any
@@ -249,15 +250,42 @@ def distributed_session() -> Iterator[None]:
     the others first; after an error the group is torn down without waiting (the other ranks
     may be gone).
     """
+    global _ran_distributed
     succeeded = False
     try:
         yield
         succeeded = True
     finally:
         if torch_dist.is_available() and torch_dist.is_initialized():
+            _ran_distributed = True
             if succeeded:
                 torch_dist.barrier()
             torch_dist.destroy_process_group()
+
+
+_ran_distributed = False
+
+
+def exit_after_distributed_run() -> None:
+    """End a tool that ran a process group with ``os._exit(0)`` once its work is done.
+
+    Even after :func:`distributed_session` has destroyed the group, a gloo or OpenMP worker
+    thread that some library left joinable can make the C++ runtime abort the exiting
+    process ("terminate called without an active exception", SIGABRT), rarely, under load;
+    torchrun then reports a finished run as failed. Skipping the interpreter's teardown
+    (after flushing the output streams and the logging handlers) avoids it. A no-op for
+    single-process runs.
+    """
+    if not _ran_distributed:
+        return
+    import logging
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(0)
 
 
 def add_runner_arguments(parser: argparse.ArgumentParser) -> None:

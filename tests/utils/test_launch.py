@@ -205,3 +205,24 @@ def test_real_single_process_slurm_group(clean_env) -> None:
     finally:
         if torch_dist.is_initialized():
             torch_dist.destroy_process_group()
+
+
+def test_exit_after_distributed_run_flushes_and_exits_zero() -> None:
+    """After a distributed run the tools leave with os._exit(0): buffered output (stdout to
+    a pipe is block-buffered) and logging must still reach the caller; single-process runs
+    return normally."""
+    import subprocess
+    import sys
+    code = ('import logging, sys\n'
+            'from mmrs.utils import launch\n'
+            'launch.exit_after_distributed_run()\n'  # not distributed: returns
+            'print("metrics")\n'
+            'logging.basicConfig(stream=sys.stderr); logging.getLogger("x").warning("logged")\n'
+            'launch._ran_distributed = True\n'
+            'launch.exit_after_distributed_run()\n'
+            'print("never")\n')
+    proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert 'metrics' in proc.stdout and 'never' not in proc.stdout
+    assert 'logged' in proc.stderr
