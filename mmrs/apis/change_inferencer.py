@@ -217,21 +217,8 @@ class TiledInferencer:
     def _load(self, checkpoint: str, allow_key_mismatch: bool) -> None:
         """Load ``checkpoint`` into ``self.model`` through mmrs' safe loader; refuse one that
         fits only partially unless ``allow_key_mismatch``."""
-        import re
-
-        from mmengine.runner.checkpoint import CheckpointLoader
-
-        from mmrs.utils.checkpoint import check_checkpoint_fits
-        if '://' not in str(checkpoint) and not Path(checkpoint).is_file():
-            raise FileNotFoundError(f'checkpoint {str(checkpoint)!r} does not exist')
-        ckpt = CheckpointLoader.load_checkpoint(str(checkpoint), map_location='cpu')
-        if not isinstance(ckpt, dict):
-            raise ValueError(f'checkpoint {str(checkpoint)!r} is not a state dict')
-        state = ckpt.get('state_dict', ckpt)
-        state = {re.sub(r'^module\.', '', k): v for k, v in state.items()}
-        if not allow_key_mismatch:
-            check_checkpoint_fits(self.model, state, name=f'checkpoint {str(checkpoint)!r}')
-        self.model.load_state_dict(state, strict=not allow_key_mismatch)
+        from mmrs.utils.checkpoint import load_checkpoint_into
+        load_checkpoint_into(self.model, checkpoint, allow_key_mismatch)
 
     def predict_tiles(self, pair: RasterPair, tiles: Sequence[Tile],
                       inputs: Sequence[Any]) -> list[np.ndarray]:

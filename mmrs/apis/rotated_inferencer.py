@@ -337,23 +337,8 @@ class RotatedDetectionInferencer:
 
     def _load(self, checkpoint: str, allow_key_mismatch: bool) -> dict:
         """Load the weights (mmrs' safe loader); return the checkpoint's ``meta``."""
-        import re
-
-        from mmengine.runner.checkpoint import CheckpointLoader
-
-        from mmrs.utils.checkpoint import check_checkpoint_fits
-        if '://' not in str(checkpoint) and not Path(checkpoint).is_file():
-            raise FileNotFoundError(f'checkpoint {str(checkpoint)!r} does not exist')
-        ckpt = CheckpointLoader.load_checkpoint(str(checkpoint), map_location='cpu')
-        if not isinstance(ckpt, dict):
-            raise ValueError(f'checkpoint {str(checkpoint)!r} is not a state dict')
-        state = ckpt.get('state_dict', ckpt)
-        state = {re.sub(r'^module\.', '', k): v for k, v in state.items()}
-        if not allow_key_mismatch:
-            check_checkpoint_fits(self.model, state, name=f'checkpoint {str(checkpoint)!r}')
-        self.model.load_state_dict(state, strict=not allow_key_mismatch)
-        meta = ckpt.get('meta')
-        return meta if isinstance(meta, dict) else {}
+        from mmrs.utils.checkpoint import load_checkpoint_into
+        return load_checkpoint_into(self.model, checkpoint, allow_key_mismatch)
 
     def _num_classes(self) -> int:
         """Classes of the detector's (last) box head; 0 when it has none."""

@@ -272,3 +272,31 @@ def check_checkpoint_fits(model: torch.nn.Module, checkpoint: Mapping[str, Any],
             'only the matching weights and evaluate the rest at their initial values. Use '
             'the checkpoint trained with this config, or pass --allow-key-mismatch to load '
             'it partially anyway.')
+
+
+def load_checkpoint_into(model: torch.nn.Module, checkpoint: str,
+                         allow_key_mismatch: bool = False) -> dict:
+    """Load a runner checkpoint (file or URL) into ``model`` under mmrs' policy, as the
+    inferencers do; returns its ``meta`` (``{}`` without one).
+
+    ``module.`` prefixes (DDP) are stripped; a checkpoint that fits only partially is refused
+    (:func:`check_checkpoint_fits`) unless ``allow_key_mismatch``.
+
+    Raises:
+        FileNotFoundError: A local ``checkpoint`` that does not exist.
+        ValueError: A file that is not a state dict.
+        CheckpointKeyMismatchError, UnsafeCheckpointError: See above / the module docstring.
+    """
+    from mmengine.runner.checkpoint import CheckpointLoader
+    if '://' not in str(checkpoint) and not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'checkpoint {str(checkpoint)!r} does not exist')
+    ckpt = CheckpointLoader.load_checkpoint(str(checkpoint), map_location='cpu')
+    if not isinstance(ckpt, dict):
+        raise ValueError(f'checkpoint {str(checkpoint)!r} is not a state dict')
+    state = ckpt.get('state_dict', ckpt)
+    state = {re.sub(r'^module\.', '', k): v for k, v in state.items()}
+    if not allow_key_mismatch:
+        check_checkpoint_fits(model, state, name=f'checkpoint {str(checkpoint)!r}')
+    model.load_state_dict(state, strict=not allow_key_mismatch)
+    meta = ckpt.get('meta')
+    return meta if isinstance(meta, dict) else {}
