@@ -36,13 +36,16 @@ every factor is in ``[0, 1]`` and nothing can overflow; with ``A > 0`` the produ
 the true state does (an overflow there is an overflow of the recurrence itself, as in the kernel).
 Memory is ``O(batch * KD * L * N)``: a few tensors of the size of the reference's own ``deltaA``.
 
-When no gradient is needed (inference), the portable backend evaluates each chunk instead with
-chunk-local cumulative log-decays ``S_t``: ``h_t = exp(S_t) (h_in + cumsum_s(b_s / exp(S_s)))``,
-one ``cumsum`` in place of the log-depth scan (about 1.5-2x faster on the CPU). That does
-exponentiate a cumulative sum, but only a chunk-local one whose size is bounded per channel
-(the chunk is shortened, and channels whose steps are too large for even a short chunk take the
-prefix scan), so it cannot overflow either; see :func:`_scan_cumsum`. Training keeps the prefix
-scan, whose autograd graph is the one the tests check against the reference gradients.
+When no gradient is needed (inference), the portable backend evaluates the recurrence of every
+(batch, channel, state) row with :func:`~mmrs.models.layers.linear_recurrence.chunked_states`
+instead: chunk-local cumulative log-decays ``S_t``, ``h_t = exp(S_t) (h_in + cumsum_s(b_s /
+exp(S_s)))``, one ``cumsum`` in place of the log-depth scan, and the same recurrence again over
+the chunk ends for ``h_in``. That exponentiates a cumulative sum, but only a chunk-local one
+whose size is bounded per row before it is exponentiated (rows whose steps are too large for
+even a short chunk take the prefix scan), so it cannot overflow either. Its temporaries come
+from a per-thread scratch buffer (:mod:`mmrs.models.layers.scratch`), so repeated calls do not
+page-fault fresh memory in. Training keeps the prefix scan, whose autograd graph is the one the
+tests check against the reference gradients.
 """
 import math
 
@@ -50,6 +53,10 @@ import torch
 import torch.nn.functional as F
 from mmengine.logging import print_log
 from torch import Tensor
+
+from .linear_recurrence import chunked_states
+from .linear_recurrence import prefix_scan as _prefix_scan
+from .scratch import scratch_tensors
 
 __all__ = ['selective_scan', 'selective_scan_reference', 'available_cuda_backends']
 
@@ -145,38 +152,6 @@ def selective_scan_reference(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: 
     return y.to(u.dtype)
 
 
-def _prefix_scan(decay: Tensor, drive: Tensor,
-                 with_decay: bool = True) -> tuple[Tensor | None, Tensor]:
-    """Inclusive scan of the steps ``h -> decay_t * h + drive_t`` along dim -2.
-
-    Returns ``(prod_{s<=t} decay_s, h_t)`` for every ``t``, ``h`` starting from zero (the products
-    only if ``with_decay``; skipping them saves a third of the work). A work-efficient
-    (Blelloch-style) recursion: neighbouring steps are composed in pairs, the half-length sequence
-    of pairs is scanned recursively, which gives the prefixes ending at odd positions, and each
-    even position is its own step applied to the prefix before it. ``log2(T)`` levels of vectorised
-    elementwise ops on geometrically shrinking tensors, a few full-size passes in all.
-    """
-    length = decay.shape[-2]
-    if length == 1:
-        return (decay if with_decay else None), drive
-    if length % 2:  # pad with the identity step (decay 1, drive 0)
-        decay = torch.cat([decay, torch.ones_like(decay[..., :1, :])], dim=-2)
-        drive = torch.cat([drive, torch.zeros_like(drive[..., :1, :])], dim=-2)
-    a_even, a_odd = decay.unflatten(-2, (-1, 2)).unbind(-2)
-    b_even, b_odd = drive.unflatten(-2, (-1, 2)).unbind(-2)
-    # Positions 2i+1: the pair (2i, 2i+1) composed, then scanned.
-    prod_odd, h_odd = _prefix_scan(a_odd * a_even, torch.addcmul(b_odd, a_odd, b_even), with_decay)
-    # Positions 2i: step 2i applied to the prefix ending at 2i-1 (the identity before position 0).
-    h_before = torch.cat([torch.zeros_like(h_odd[..., :1, :]), h_odd[..., :-1, :]], dim=-2)
-    h_even = torch.addcmul(b_even, a_even, h_before)
-    states = torch.stack([h_even, h_odd], dim=-2).flatten(-3, -2)[..., :length, :]
-    if not with_decay:
-        return None, states
-    prod_before = torch.cat([torch.ones_like(prod_odd[..., :1, :]), prod_odd[..., :-1, :]], dim=-2)
-    prods = torch.stack([a_even * prod_before, prod_odd], dim=-2).flatten(-3, -2)[..., :length, :]
-    return prods, states
-
-
 def _scan_prefix(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None,
                  chunk_size: int) -> Tensor:
     """The chunked parallel prefix scan (see the module docstring) in the compute dtype.
@@ -223,77 +198,73 @@ def _scan_prefix(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tens
     return y
 
 
-#: Largest ``|cumulative log-decay|`` one chunk of the forward-only path may reach, per compute
-#: dtype: ``exp`` of it, times the drive, stays far from overflow (float32 ends near ``e**88``).
-_LOG_DECAY_LIMIT = {torch.float32: 60.0, torch.float64: 600.0}
-#: Shortest chunk of the forward-only path, and the share of channels allowed to need a
-#: shorter one before the chunk is halved (those channels take the prefix scan instead).
-_MIN_FAST_CHUNK = 8
-_MAX_SLOW_SHARE = 1 / 8
+def _discretise_delta_forward(delta: Tensor, delta_bias: Tensor | None, delta_softplus: bool,
+                              out: Tensor) -> Tensor:
+    """:func:`_discretise_delta` without autograd, written into ``out`` (``delta``'s shape).
 
-
-def _scan_cumsum(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None,
-                 chunk_size: int) -> Tensor:
-    """Forward only (no autograd graph): chunk-local cumulative log-decays and one ``cumsum``.
-
-    Inside a chunk, with ``S_t = sum_{s<=t} delta_s A`` (chunk-local: ``S`` is 0 before the
-    chunk), the state is ``h_t = exp(S_t) * (h_in + sum_{s<=t} b_s / exp(S_s))``: a cumulative
-    sum instead of a log-depth scan (about a third of the prefix scan's time). The states
-    entering the chunks come from the prefix scan over the chunk ends. Exponentiating ``S`` is
-    safe only while ``|S|`` stays below :data:`_LOG_DECAY_LIMIT`: the chunk is the largest power
-    of two (``<= chunk_size``, ``>= 8``) for which at most 1/8 of the channels could exceed it
-    (from their largest step ``max_t |delta_t A|``), and those channels are recomputed with
-    :func:`_scan_prefix`, so nothing overflows whatever the decay. The rounding is that of a sum
-    of the same terms, each weight rounded once, as in the recurrence.
+    ``out`` is contiguous: left to choose the layout of a ``(batch, KD, L) + (KD, 1)`` result,
+    PyTorch's CPU kernels may walk it channel-innermost, several times slower. Without bias and
+    softplus ``delta`` itself (in ``out``'s dtype) is returned and ``out`` is left alone.
     """
-    batch, kd, length = x.shape
+    if delta_bias is None and not delta_softplus:
+        return delta.to(out.dtype)
+    if delta_bias is not None:
+        torch.add(delta, delta_bias.to(out.dtype)[:, None], out=out)
+    else:
+        out.copy_(delta)
+    if delta_softplus:  # the same kernel as F.softplus (beta 1, threshold 20), in place
+        torch.ops.aten.softplus.out(out, 1, 20, out=out)
+    return out
+
+
+def _scan_cumsum(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None,
+                 delta_bias: Tensor | None, delta_softplus: bool, chunk_size: int) -> Tensor:
+    """Forward only (no autograd graph): the recurrence as chunk-local cumulative sums.
+
+    Builds the log-decays ``delta_t A`` and drives ``delta_t B_t u_t`` of every (batch, channel,
+    state) row once, in buffers padded to whole chunks (padding is the identity step), and hands
+    them to :func:`~mmrs.models.layers.linear_recurrence.chunked_states`, which picks each
+    row's chunk from its decays (see there: nothing overflows whatever the decay); then ``y`` is
+    the states read through ``C`` plus the ``D`` skip. The temporaries come from the per-thread
+    scratch buffer (:mod:`~mmrs.models.layers.scratch`: no page faults after the first call),
+    are written through ``out=`` (left to choose the layout of a broadcast product, PyTorch's
+    CPU kernels may walk it channel-innermost, several times slower) and updated in place; only
+    ``y`` is a new tensor.
+    """
+    batch, kd, length = u.shape
     groups, n = B.shape[1], A.shape[1]
     per_group = kd // groups
-    compute = x.dtype
-    # (batch, G, KD/G, N, L): channels split into their B/C group, positions innermost.
-    log_decay = dt.view(batch, groups, per_group, 1, length) * A.to(compute).view(
-        1, groups, per_group, n, 1)
-    low, high = torch.aminmax(dt.transpose(0, 1).reshape(kd, -1), dim=1)
-    # (KD,): the largest |delta_t A| of each channel
-    step = torch.maximum(low.abs(), high.abs()) * A.abs().amax(dim=1).to(compute)
-    limit = _LOG_DECAY_LIMIT[compute]
+    compute = _compute_dtype(u)
+    x = u.to(compute)
     chunk = 2**int(math.log2(max(1, min(chunk_size, length))))
-    while chunk > _MIN_FAST_CHUNK and (step * chunk > limit).float().mean() > _MAX_SLOW_SHARE:
-        chunk //= 2
-    slow = step * chunk > limit
-    num_slow = int(slow.sum())
-    if num_slow > kd // 2:  # mostly decays too strong to exponentiate: the prefix scan it is
-        return _scan_prefix(x, dt, A, B, C, D, chunk_size)
-    if num_slow:  # neutralise them here (decay 1), their result is replaced below
-        log_decay = log_decay.masked_fill(slow.view(1, groups, per_group, 1, 1), 0.0)
-    num_chunks = math.ceil(length / chunk)
-    pad = num_chunks * chunk - length
-
-    def blocks(t: Tensor) -> Tensor:  # (..., L) -> (..., chunks, T); padding is the identity step
-        return (F.pad(t, (0, pad)) if pad else t).unflatten(-1, (num_chunks, chunk))
-
+    padded = math.ceil(length / chunk) * chunk
+    dt, log_decay, drive = scratch_tensors(
+        [(batch, kd, length), (batch, kd, n, padded), (batch, kd, n, padded)], compute, u.device)
+    dt = _discretise_delta_forward(delta, delta_bias, delta_softplus, out=dt)
+    if padded > length:
+        log_decay[..., length:] = 0.0
+        drive[..., length:] = 0.0
+    torch.mul(dt.unsqueeze(2), A.to(compute).view(1, kd, n, 1), out=log_decay[..., :length])
+    # (batch, G, KD/G, N, L): channels split into their B/C group, which broadcast over them
+    grouped = (batch, groups, per_group, n, padded)
     bc_shape = (batch, groups, 1, n, length)
-    drive = (dt * x).view(batch, groups, per_group, 1, length) * B.to(compute).view(bc_shape)
-    cum_decay = torch.exp(blocks(log_decay).cumsum_(-1))  # exp(S_t), within [e**-limit, e**limit]
-    state = blocks(drive).div_(cum_decay).cumsum_(-1).mul_(cum_decay)  # from h_in = 0
-    if num_chunks > 1:  # (..., chunks, 1): chunk ends as a sequence along dim -2
-        _, ends = _prefix_scan(cum_decay[..., -1:], state[..., -1:], with_decay=False)
-        start = torch.cat([torch.zeros_like(ends[..., :1, :]), ends[..., :-1, :]], dim=-2)
-        state.addcmul_(cum_decay, start)  # the state entering each chunk, decayed
-    c_blocks = blocks(C.to(compute).view(bc_shape))
-    if n == 1:  # (batch, G, KD/G, chunks, T); no reduction copy for VMamba's d_state = 1
-        y = state.squeeze(3).mul_(c_blocks.squeeze(3))
+    if n == 1:  # no (batch, KD, L) temporary for VMamba's d_state = 1
+        torch.mul(dt, x, out=drive[:, :, 0, :length])
+        drive.view(grouped)[..., :length].mul_(B.to(compute).view(bc_shape))
     else:
-        y = (state * c_blocks).sum(-3)
-    y = y.reshape(batch, kd, num_chunks * chunk)[..., :length]
+        torch.mul(torch.mul(dt, x).view(batch, groups, per_group, 1, length),
+                  B.to(compute).view(bc_shape), out=drive.view(grouped)[..., :length])
+    states = chunked_states(log_decay.view(-1, padded), drive.view(-1, padded),
+                            chunk).view(grouped)[..., :length]
+    if n == 1:
+        y = x.new_empty(batch, kd, length)
+        torch.mul(states.squeeze(3), C.to(compute).view(batch, groups, 1, length),
+                  out=y.view(batch, groups, per_group, length))
+    else:
+        y = (states * C.to(compute).view(bc_shape)).sum(3).flatten(1, 2)  # (batch, KD, L)
     if D is not None:
-        y = torch.addcmul(y, D.to(compute)[:, None], x)
-    if num_slow:  # each slow channel as its own B/C group
-        idx = slow.nonzero().flatten()
-        group_of = idx // per_group
-        y[:, idx] = _scan_prefix(x[:, idx], dt[:, idx], A[idx], B[:, group_of], C[:, group_of],
-                                 None if D is None else D[idx], chunk_size)
-    return y
+        y.addcmul_(D.to(compute)[:, None], x)
+    return y.to(u.dtype)
 
 
 def _selective_scan_torch(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
@@ -303,13 +274,14 @@ def _selective_scan_torch(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Ten
     _check_shapes(u, delta, A, B, C, D, delta_bias)
     if chunk_size < 1:
         raise ValueError(f'chunk_size must be >= 1, got {chunk_size}')
-    compute = _compute_dtype(u)
-    dt = _discretise_delta(delta, delta_bias, delta_softplus, compute)
-    x = u.to(compute)
     needs_grad = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (u, delta, A, B, C, D, delta_bias))
-    scan = _scan_prefix if needs_grad else _scan_cumsum
-    return scan(x, dt, A, B, C, D, chunk_size).to(u.dtype)
+    if needs_grad:
+        compute = _compute_dtype(u)
+        dt = _discretise_delta(delta, delta_bias, delta_softplus, compute)
+        return _scan_prefix(u.to(compute), dt, A, B, C, D, chunk_size).to(u.dtype)
+    with torch.no_grad():
+        return _scan_cumsum(u, delta, A, B, C, D, delta_bias, delta_softplus, chunk_size)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -428,8 +400,9 @@ def selective_scan(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
             ``log2(chunk_size)`` inside the chunks, one of depth ``log2(L / chunk_size)`` over the
             chunk ends. Without autograd (no input requires grad, or under ``no_grad``) the
             chunks are cumulative sums instead, of the largest power of two ``<= chunk_size``
-            that the decays allow (see :func:`_scan_cumsum`). Any value >= 1 gives the same
-            result up to rounding.
+            that the decays allow (see
+            :func:`~mmrs.models.layers.linear_recurrence.chunked_states`). Any value >= 1
+            gives the same result up to rounding.
 
     Returns:
         ``y`` of shape ``(batch, KD, L)`` in ``u``'s dtype; the state and every accumulation are

@@ -1,0 +1,98 @@
+"""``chunked_states`` and ``prefix_scan`` against a step-by-step loop; the scan's scratch reuse."""
+import pytest
+import torch
+
+from mmrs.models.layers import selective_scan, selective_scan_reference
+from mmrs.models.layers.linear_recurrence import chunked_states, prefix_scan
+from mmrs.models.layers.scratch import release_scratch, scratch_tensors
+
+
+def loop_states(log_decay: torch.Tensor, drive: torch.Tensor) -> torch.Tensor:
+    """h_t = exp(log_decay_t) h_{t-1} + drive_t, one position at a time, in float64."""
+    h = torch.zeros(log_decay.shape[0], dtype=torch.float64)
+    out = []
+    for t in range(log_decay.shape[1]):
+        h = torch.exp(log_decay[:, t].double()) * h + drive[:, t].double()
+        out.append(h)
+    return torch.stack(out, 1)
+
+
+def rows_with_mixed_decays(length: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows whose steps range from none to ~200 per position (far past exp's float32 range
+    over a chunk), plus rows of both signs (growing states, kept small)."""
+    g = torch.Generator().manual_seed(seed)
+    scale = torch.tensor([0.0, 0.01, 0.3, 1.0, 3.0, 10.0, 40.0, 200.0] * 3)
+    log_decay = -scale[:, None] * torch.rand(len(scale), length, generator=g)
+    log_decay[-3:] = 0.02 * torch.randn(3, length, generator=g)  # either sign
+    drive = torch.randn(len(scale), length, generator=g)
+    return log_decay, drive
+
+
+@pytest.mark.parametrize('length, chunk', [(4096, 64), (1000, 64), (257, 16), (64, 64), (7, 64),
+                                           (3000, 1)])
+def test_chunked_states_equal_the_loop(length: int, chunk: int) -> None:
+    log_decay, drive = rows_with_mixed_decays(length, seed=length)
+    expected = loop_states(log_decay, drive)
+    actual = chunked_states(log_decay.clone(), drive.clone(), chunk)
+    assert torch.isfinite(actual).all()
+    torch.testing.assert_close(actual.double(), expected, rtol=1e-5,
+                               atol=1e-5 * expected.abs().max().item())
+
+
+def test_chunked_states_float64() -> None:
+    log_decay, drive = rows_with_mixed_decays(999)
+    expected = loop_states(log_decay, drive)
+    actual = chunked_states(log_decay.double(), drive.double(), 64)
+    torch.testing.assert_close(actual, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_prefix_scan_equals_the_loop() -> None:
+    log_decay, drive = rows_with_mixed_decays(333)
+    _, states = prefix_scan(log_decay.exp().unsqueeze(-1), drive.unsqueeze(-1), with_decay=False)
+    torch.testing.assert_close(states.squeeze(-1).double(), loop_states(log_decay, drive),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_scratch_views_are_reused_and_disjoint() -> None:
+    release_scratch()
+    a, b = scratch_tensors([(3, 5), (7, )], torch.float32, torch.device('cpu'))
+    a.fill_(1.0)
+    b.fill_(2.0)
+    assert (a == 1).all() and (b == 2).all()  # no overlap
+    a2, = scratch_tensors([(2, 2)], torch.float32, torch.device('cpu'))
+    assert a2.data_ptr() == a.data_ptr()  # the same memory, not a new allocation
+    release_scratch()
+
+
+def test_scan_outputs_survive_later_calls() -> None:
+    """The scratch buffer is reused by the next call: results must not live in it."""
+    g = torch.Generator().manual_seed(0)
+
+    def inputs(length: int) -> list[torch.Tensor]:
+        return [torch.randn(1, 8, length, generator=g), torch.randn(1, 8, length, generator=g),
+                -torch.rand(8, 1, generator=g), torch.randn(1, 2, 1, length, generator=g),
+                torch.randn(1, 2, 1, length, generator=g), torch.randn(8, generator=g),
+                torch.randn(8, generator=g)]
+
+    first = inputs(100)
+    with torch.no_grad():
+        y1 = selective_scan(*first, delta_softplus=True, backend='torch')
+        kept = y1.clone()
+        selective_scan(*inputs(100), delta_softplus=True, backend='torch')
+        selective_scan(*inputs(300), delta_softplus=True, backend='torch')
+    assert torch.equal(y1, kept)
+    torch.testing.assert_close(y1, selective_scan_reference(*first, delta_softplus=True),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_scan_without_bias_or_softplus_leaves_delta_alone() -> None:
+    g = torch.Generator().manual_seed(1)
+    u, delta = torch.randn(2, 4, 50, generator=g), 0.1 * torch.rand(2, 4, 50, generator=g)
+    A, B, C = -torch.rand(4, 2, generator=g), torch.randn(2, 1, 2, 50, generator=g), torch.randn(
+        2, 1, 2, 50, generator=g)
+    before = delta.clone()
+    with torch.no_grad():
+        y = selective_scan(u, delta, A, B, C, backend='torch')
+    assert torch.equal(delta, before)
+    torch.testing.assert_close(y, selective_scan_reference(u, delta, A, B, C), rtol=1e-5,
+                               atol=1e-5)
