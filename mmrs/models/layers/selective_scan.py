@@ -276,7 +276,8 @@ def _selective_scan_torch(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Ten
         raise ValueError(f'chunk_size must be >= 1, got {chunk_size}')
     needs_grad = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (u, delta, A, B, C, D, delta_bias))
-    if needs_grad:
+    # The jit tracer (get_flops) cannot record the forward path's out= / scratch writes.
+    if needs_grad or torch.jit.is_tracing():
         compute = _compute_dtype(u)
         dt = _discretise_delta(delta, delta_bias, delta_softplus, compute)
         return _scan_prefix(u.to(compute), dt, A, B, C, D, chunk_size).to(u.dtype)
