@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from mmrs.models.layers import selective_scan, selective_scan_reference
+import mmrs.models.layers.linear_recurrence as linear_recurrence
 from mmrs.models.layers.linear_recurrence import chunked_states, prefix_scan
 from mmrs.models.layers.scratch import release_scratch, scratch_tensors
 
@@ -44,6 +45,54 @@ def test_chunked_states_float64() -> None:
     expected = loop_states(log_decay, drive)
     actual = chunked_states(log_decay.double(), drive.double(), 64)
     torch.testing.assert_close(actual, expected, rtol=1e-12, atol=1e-12)
+
+
+def largest_chunk_excursion(log_decay: torch.Tensor, size: int) -> torch.Tensor:
+    """max over chunks [k size, (k + 1) size) of max_t |sum of the chunk's log-decays up to t|,
+    by walking every chunk position by position (float64)."""
+    out = torch.zeros(log_decay.shape[0], dtype=torch.float64)
+    for row in range(log_decay.shape[0]):
+        for start in range(0, log_decay.shape[1], size):
+            running = 0.0
+            for value in log_decay[row, start:start + size].double().tolist():
+                running += value
+                out[row] = max(out[row].item(), abs(running))
+    return out
+
+
+def test_chunk_bounds_exact_for_decaying_rows_and_safe_for_the_others() -> None:
+    log_decay, _ = rows_with_mixed_decays(1000)  # not a multiple of the 8-position blocks
+    log_decay[-2, 500] = 3.0  # a growing step in a row of either sign
+    bounds = linear_recurrence._chunk_log_decay_bounds(log_decay, 64)
+    assert sorted(bounds) == [8, 16, 32, 64]
+    for size, bound in bounds.items():
+        truth = largest_chunk_excursion(log_decay, size)
+        decaying = (log_decay <= 0).all(1)
+        torch.testing.assert_close(bound[decaying].double(), truth[decaying], rtol=1e-5,
+                                   atol=1e-4)
+        assert (bound[~decaying].double() >= truth[~decaying] - 1e-6).all()
+
+
+def test_brief_strong_decay_is_not_solved_step_by_step(monkeypatch) -> None:
+    """The bound is the chunk's sum, not its length times its strongest step: one step of 50 in
+    a row of weak decays fits a 64-position chunk (|S| <= 60), so no row is set aside."""
+    g = torch.Generator().manual_seed(3)
+    log_decay = -0.01 * torch.rand(16, 4096, generator=g)
+    log_decay[:, 1000] = -50.0
+    drive = torch.randn(16, 4096, generator=g)
+    stepwise = []
+    original = linear_recurrence._stepwise_states
+
+    def record(ld: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        stepwise.append(tuple(ld.shape))
+        return original(ld, b)
+
+    monkeypatch.setattr(linear_recurrence, '_stepwise_states', record)
+    actual = chunked_states(log_decay.clone(), drive.clone(), 64)
+    assert all(shape[0] == 16 and shape[1] <= 64 for shape in stepwise), stepwise  # ends only
+    expected = loop_states(log_decay, drive)
+    torch.testing.assert_close(actual.double(), expected, rtol=1e-5,
+                               atol=1e-5 * expected.abs().max().item())
 
 
 def test_prefix_scan_equals_the_loop() -> None:

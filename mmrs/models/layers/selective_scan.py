@@ -400,8 +400,8 @@ def selective_scan(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
         chunk_size: Positions per chunk of the portable scan: a prefix scan of depth
             ``log2(chunk_size)`` inside the chunks, one of depth ``log2(L / chunk_size)`` over the
             chunk ends. Without autograd (no input requires grad, or under ``no_grad``) the
-            chunks are cumulative sums instead, of the largest power of two ``<= chunk_size``
-            that the decays allow (see
+            chunks are cumulative sums instead, of the power of two ``<= chunk_size`` of least
+            estimated work given the decays (see
             :func:`~mmrs.models.layers.linear_recurrence.chunked_states`). Any value >= 1
             gives the same result up to rounding.
 
