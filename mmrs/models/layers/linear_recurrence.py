@@ -94,11 +94,10 @@ def _chunk_log_decay_bounds(log_decay: Tensor, largest: int) -> dict[int, Tensor
     """
     rows, length = log_decay.shape
     block = MIN_FAST_CHUNK
-    pad = -length % largest
-    blocks = log_decay if length % block == 0 else F.pad(log_decay, (0, -length % block))
-    # a matrix-vector product: several times faster than sum(-1) over 8-wide rows
-    sums = (blocks.reshape(-1, block) @ blocks.new_ones(block)).view(rows, -1)
-    sums = F.pad(sums, (0, (length + pad) // block - sums.shape[-1]))  # (rows, L / block)
+    padded = log_decay if length % largest == 0 else F.pad(log_decay, (0, -length % largest))
+    # (rows, L / block) by a matrix-vector product: several times faster than sum(-1) over
+    # 8-wide rows
+    sums = (padded.reshape(-1, block) @ padded.new_ones(block)).view(rows, -1)
     top = log_decay.amax(dim=-1)
     mixed = (top > 0).nonzero().flatten()
     step = log_decay[mixed].abs().amax(dim=-1) if len(mixed) else None
