@@ -60,17 +60,65 @@ def largest_chunk_excursion(log_decay: torch.Tensor, size: int) -> torch.Tensor:
     return out
 
 
-def test_chunk_bounds_exact_for_decaying_rows_and_safe_for_the_others() -> None:
+def test_block_bounds_exact_for_decaying_rows_and_safe_for_the_others() -> None:
     log_decay, _ = rows_with_mixed_decays(1000)  # not a multiple of the 8-position blocks
     log_decay[-2, 500] = 3.0  # a growing step in a row of either sign
-    bounds = linear_recurrence._chunk_log_decay_bounds(log_decay, 64)
-    assert sorted(bounds) == [8, 16, 32, 64]
-    for size, bound in bounds.items():
+    blocks = linear_recurrence._block_log_decay_sums(log_decay, 64)
+    assert sorted(blocks) == [8, 16, 32, 64]
+    padded = torch.cat([log_decay, torch.zeros(len(log_decay), 24)], 1).double()
+    for size, (bound, sums) in blocks.items():
         truth = largest_chunk_excursion(log_decay, size)
         decaying = (log_decay <= 0).all(1)
         torch.testing.assert_close(bound[decaying].double(), truth[decaying], rtol=1e-5,
                                    atol=1e-4)
         assert (bound[~decaying].double() >= truth[~decaying] - 1e-6).all()
+        torch.testing.assert_close(sums.double(), padded.view(len(padded), -1, size).sum(-1),
+                                   rtol=1e-5, atol=1e-4)
+    # told that every log-decay is <= 0, it does not look for other rows (same bounds there)
+    told = linear_recurrence._block_log_decay_sums(log_decay, 64, nonpositive=True)
+    for size in blocks:
+        assert torch.equal(told[size][0][decaying], blocks[size][0][decaying])
+
+
+def test_chunk_sum_matrices() -> None:
+    """Against explicit sums: from the chunk's start, and from its middle (S_t - S_{T/2-1})."""
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(7, 16, dtype=torch.float64, generator=g)
+    from_start, from_middle = linear_recurrence._chunk_sum_matrices(16, torch.float64,
+                                                                    torch.device('cpu'))
+    for row in range(7):
+        for t in range(16):
+            assert torch.isclose((x @ from_start)[row, t], x[row, :t + 1].sum())
+            assert torch.isclose((x @ from_middle)[row, t], x[row, :t + 1].sum()
+                                 - x[row, :8].sum())
+
+
+@pytest.mark.parametrize('setting', ['mkldnn.matmul', 'global'])
+def test_low_precision_matmul_settings_are_detected(setting: str) -> None:
+    """Float32 products that may be rounded to bfloat16 must not sum the chunks."""
+    assert linear_recurrence._exact_float32_matmul()
+    target = torch.backends.mkldnn.matmul if setting == 'mkldnn.matmul' else torch.backends
+    before = target.fp32_precision
+    try:
+        target.fp32_precision = 'bf16'
+        assert not linear_recurrence._exact_float32_matmul()
+        target.fp32_precision = 'ieee'
+        assert linear_recurrence._exact_float32_matmul()
+    finally:
+        target.fp32_precision = before
+
+
+def test_chunked_states_without_exact_float32_matmul(monkeypatch) -> None:
+    """The float64 products used then give the same states."""
+    monkeypatch.setattr(linear_recurrence, '_exact_float32_matmul', lambda: False)
+    calls = []
+    monkeypatch.setattr(torch, 'matmul', lambda *a, **k: calls.append(1))  # must not be used
+    log_decay, drive = rows_with_mixed_decays(2048, seed=9)
+    expected = loop_states(log_decay, drive)
+    actual = chunked_states(log_decay.clone(), drive.clone(), 64)
+    assert not calls
+    torch.testing.assert_close(actual.double(), expected, rtol=1e-5,
+                               atol=1e-5 * expected.abs().max().item())
 
 
 def test_brief_strong_decay_is_not_solved_step_by_step(monkeypatch) -> None:

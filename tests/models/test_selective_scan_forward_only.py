@@ -83,3 +83,48 @@ def test_paths_are_chosen_by_grad_need(monkeypatch) -> None:
     with_grad = selective_scan(*leaves, backend='torch', chunk_size=8)
     assert calls == ['_scan_prefix'] and with_grad.requires_grad
     assert_rel_close(no_grad, with_grad.detach(), 1e-5)
+
+
+def test_softplus_at_extreme_steps() -> None:
+    """Steps past exp's float32 range (softplus(x) = x there), past the kernel's threshold of
+    20, and far below zero, as F.softplus gives them."""
+    u, delta, A, B, C, D, bias = make_inputs(length=300, n=1)
+    delta = delta.clone()
+    delta[0, 0, 10] = 95.0  # exp overflows: the kernel's own softplus is used for the call
+    delta[0, 1, 20:30] = 30.0
+    delta[1, 2, 5:200] = -200.0
+    args = (u, delta, A, B, C, D, bias)
+    expected = selective_scan_reference(*args, delta_softplus=True)
+    with torch.no_grad():
+        actual = selective_scan(*args, delta_softplus=True, backend='torch')
+        delta[0, 0, 10] = 85.0  # exp stays finite: log1p(exp(x)) = x to rounding
+        expected_85 = selective_scan_reference(*args, delta_softplus=True)
+        actual_85 = selective_scan(*args, delta_softplus=True, backend='torch')
+    assert torch.isfinite(actual).all() and torch.isfinite(actual_85).all()
+    assert_rel_close(actual, expected, 1e-5)
+    assert_rel_close(actual_85, expected_85, 1e-5)
+
+
+@pytest.mark.parametrize('softplus, a_sign, told', [(True, -1, True), (False, -1, False),
+                                                      (True, 1, False)])
+def test_decays_are_assumed_only_when_guaranteed(monkeypatch, softplus: bool, a_sign: int,
+                                                 told: bool) -> None:
+    """chunked_states is told that every log-decay is <= 0 only for softplus steps (>= 0) and
+    A <= 0; without softplus a negative step with A < 0 is a growing state."""
+    seen = []
+    original = ss_module.chunked_states
+
+    def record(*args, nonpositive=False, **kwargs):
+        seen.append(nonpositive)
+        return original(*args, nonpositive=nonpositive, **kwargs)
+
+    monkeypatch.setattr(ss_module, 'chunked_states', record)
+    u, delta, A, B, C, D, bias = make_inputs(length=400, n=1)
+    delta = 0.02 * torch.randn(delta.shape, generator=torch.Generator().manual_seed(4))
+    A = a_sign * 0.05 * torch.ones_like(A)  # |delta A| small: finite states either way
+    expected = selective_scan_reference(u, delta, A, B, C, D, bias, delta_softplus=softplus)
+    with torch.no_grad():
+        actual = selective_scan(u, delta, A, B, C, D, bias, delta_softplus=softplus,
+                                backend='torch')
+    assert seen == [told]
+    assert_rel_close(actual, expected, 1e-5)

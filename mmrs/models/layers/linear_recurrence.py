@@ -10,6 +10,7 @@ state. Two evaluations live here:
   sum_{s<=t} b_s / exp(S_s))``, one ``cumsum`` per chunk instead of ``log2(T)`` levels, and a
   prefix scan over the chunk ends for ``h_in``.
 """
+import functools
 import math
 
 import torch
@@ -22,9 +23,12 @@ __all__ = ['LOG_DECAY_LIMIT', 'MIN_FAST_CHUNK', 'chunked_states', 'prefix_scan']
 #: per dtype: ``exp(+-S)`` times the drive stays far from overflow and from subnormals (float32
 #: ends near ``e**88``, its normal numbers near ``e**-87``).
 LOG_DECAY_LIMIT = {torch.float32: 60.0, torch.float64: 600.0}
+#: Positions per block of the log-decay sums that bound the chunks' exponents: half the shortest
+#: chunk.
+BLOCK = 8
 #: Shortest chunk of :func:`chunked_states`; rows whose decays are too strong even for it take
 #: :func:`prefix_scan`.
-MIN_FAST_CHUNK = 8
+MIN_FAST_CHUNK = 2 * BLOCK
 
 
 def prefix_scan(decay: Tensor, drive: Tensor,
@@ -62,19 +66,15 @@ def prefix_scan(decay: Tensor, drive: Tensor,
 #: Sequences this short go straight to :func:`prefix_scan` (a handful of levels).
 _SHORT = 64
 #: The chunk-length choice of :func:`chunked_states` prices its work in positions solved by
-#: :func:`prefix_scan` (~7 ns per float32 position on one CPU thread). Its own passes cost ~2.5 ns
-#: per position, ~3 ns with 8-position chunks (adding the entering states over a broadcast of
-#: 8 runs at a third of the speed of longer ones): measured, 768 rows x 4096, 1 thread.
-_CHUNKED_COST, _CHUNKED_COST_8 = 0.35, 0.42
+#: :func:`prefix_scan` (~6-8 ns per float32 position on one CPU thread). Its own passes cost
+#: ~2.5 ns per position with 16- or 32-position chunks, the chunk ends' recursion included
+#: (3 ns with 64): measured, 768 rows x 4096, 1 thread.
+_CHUNKED_COST = 0.35
 #: Chunking a sequence must save at least this fraction of the step-by-step work, or the whole
-#: sequence is solved step by step: the chunk ends' recursion on short sequences pays per-op
-#: overheads the prices above leave out (768 x 512 chunk ends: chunked 19 ns, step by step 7 ns
-#: per position).
+#: sequence is solved step by step: on short sequences the per-op overheads the price above
+#: leaves out grow (768 x 256 with weak decays: chunked 4.1 ns, step by step 5.9 ns per
+#: position).
 _CHUNKING_MIN_SAVING = 0.3
-
-
-def _chunked_cost(size: int) -> float:
-    return _CHUNKED_COST_8 if size <= 8 else _CHUNKED_COST
 
 
 def _stepwise_states(log_decay: Tensor, drive: Tensor) -> Tensor:
@@ -83,94 +83,156 @@ def _stepwise_states(log_decay: Tensor, drive: Tensor) -> Tensor:
     return states.squeeze(-1)
 
 
-def _chunk_log_decay_bounds(log_decay: Tensor, largest: int) -> dict[int, Tensor]:
-    """``{T: (rows,)}`` for ``T = MIN_FAST_CHUNK, 2 MIN_FAST_CHUNK, ..., largest``: a bound on
-    ``|S|`` (the cumulative log-decay from a chunk's start) over every chunk of ``T`` positions.
+def _block_log_decay_sums(log_decay: Tensor, largest: int,
+                          nonpositive: bool = False) -> dict[int, tuple[Tensor, Tensor]]:
+    """``{s: (bound, sums)}`` for ``s = BLOCK, 2 BLOCK, ..., largest``: ``sums`` ``(rows,
+    ceil(L / largest) * largest / s)`` holds the log-decays summed over every block of ``s``
+    positions (``L`` padded with zeros to whole ``largest`` blocks), ``bound`` ``(rows,)`` bounds
+    ``|S|``, the cumulative log-decay from a block's start, over every block of ``s`` positions.
 
-    Exact for rows whose log-decays are all ``<= 0`` (decays in ``(0, 1]``, as the selective
-    scan's ``exp(delta A)`` with ``delta >= 0`` and ``A < 0``): ``S`` falls monotonically, so its
-    largest magnitude is the chunk's whole sum, read from sums over ``MIN_FAST_CHUNK`` positions
-    added pairwise. Other rows get ``T * max |log-decay|``. Two reads of ``log_decay``.
+    The bound is exact for rows whose log-decays are all ``<= 0`` (decays in ``(0, 1]``, as the
+    selective scan's ``exp(delta A)`` with ``delta >= 0`` and ``A < 0``): ``S`` falls
+    monotonically, so its largest magnitude is the block's whole sum, the most negative of
+    ``sums``. Other rows get ``s * max |log-decay|``. ``nonpositive`` says that every log-decay is
+    known to be ``<= 0`` (the caller's guarantee), which saves looking for the other rows.
     """
     rows, length = log_decay.shape
-    block = MIN_FAST_CHUNK
     padded = log_decay if length % largest == 0 else F.pad(log_decay, (0, -length % largest))
-    # (rows, L / block) by a matrix-vector product: several times faster than sum(-1) over
+    # (rows, L / BLOCK) by a matrix-vector product: several times faster than sum(-1) over
     # 8-wide rows
-    sums = (padded.reshape(-1, block) @ padded.new_ones(block)).view(rows, -1)
-    top = log_decay.amax(dim=-1)
-    mixed = (top > 0).nonzero().flatten()
-    step = log_decay[mixed].abs().amax(dim=-1) if len(mixed) else None
-    bounds, size = {}, block
+    sums = (padded.reshape(-1, BLOCK) @ padded.new_ones(BLOCK)).view(rows, -1)
+    mixed, step = None, None
+    if not nonpositive:
+        mixed = (log_decay.amax(dim=-1) > 0).nonzero().flatten()
+        step = log_decay[mixed].abs().amax(dim=-1) if len(mixed) else None
+    out, size = {}, BLOCK
     while size <= largest:
-        bound = sums.amin(dim=-1).neg_()  # the most negative chunk sum
+        bound = sums.amin(dim=-1).neg_()  # the most negative block sum
         if step is not None:
             bound[mixed] = step * size
-        bounds[size] = bound
-        if size < largest:  # L / block is a multiple of largest / block: pairs always fit
+        out[size] = bound, sums
+        if size < largest:  # L / BLOCK is a multiple of largest / BLOCK: pairs always fit
             sums = sums[:, 0::2] + sums[:, 1::2]
         size *= 2
-    return bounds
+    return out
 
 
-def chunked_states(log_decay: Tensor, drive: Tensor, chunk: int) -> Tensor:
+def _exact_float32_matmul() -> bool:
+    """Whether float32 matrix products on the CPU are left in float32: not allowed, by
+    ``torch.set_float32_matmul_precision('medium')`` or oneDNN's ``fp32_precision`` settings
+    (read from the most specific one set), to round their inputs to bfloat16 or TF32."""
+    for setting in (torch.backends.mkldnn.matmul, torch.backends.mkldnn, torch.backends):
+        precision = getattr(setting, 'fp32_precision', 'none')
+        if precision != 'none':
+            return precision == 'ieee'
+    return True
+
+
+@functools.lru_cache(maxsize=64)
+def _chunk_sum_matrices(size: int, dtype: torch.dtype,
+                        device: torch.device) -> tuple[Tensor, Tensor]:
+    """``(T, T)`` matrices whose right products sum every ``T``-position chunk (rows of the left
+    factor) cumulatively: ``from_start[s, t] = [s <= t]`` gives ``S_t``, ``from_middle[s, t] =
+    [s <= t] - [s < T / 2]`` gives ``S_t - S_{T/2-1}`` (``+`` the positions ``T/2..t`` after the
+    middle, ``-`` the positions ``t+1..T/2-1`` before it: never a difference of two long sums)."""
+    index = torch.arange(size, device=device)
+    from_start = (index[:, None] <= index[None, :]).to(dtype)
+    from_middle = from_start - (index < size // 2).to(dtype)[:, None]
+    return from_start, from_middle
+
+
+def _chunk_cumsum(x: Tensor, matrix: Tensor, out: Tensor) -> Tensor:
+    """``out = x @ matrix`` over ``(..., T)`` chunks: one matrix product (BLAS), twice as fast as
+    ``cumsum`` over rows of 16 and exact float32 sums of the same terms; float64 products where
+    float32 ones may be rounded to lower precision."""
+    if x.dtype == torch.float32 and not _exact_float32_matmul():
+        return out.copy_(x.double() @ matrix.double())
+    return torch.matmul(x, matrix, out=out)
+
+
+def chunked_states(log_decay: Tensor, drive: Tensor, chunk: int, nonpositive: bool = False,
+                   workspace: Tensor | None = None) -> Tensor:
     """States of ``h_t = exp(log_decay_t) * h_{t-1} + drive_t`` along the last dim, ``h_{-1} = 0``.
 
     Forward only (no autograd graph is built). Chunks of ``T`` positions (a power of two,
-    ``<= chunk``) are solved with chunk-local cumulative log-decays ``S_t`` and one ``cumsum``;
-    the states entering the chunks solve the same recurrence over the chunk ends (log-decay
-    ``S`` at the end, drive the chunk's own end state), a sequence ``T`` times shorter, by this
-    function again, or step by step (:func:`prefix_scan`) where chunking would not save enough.
+    ``<= chunk``) are solved with two matrix products: with ``S_t`` the cumulative log-decay
+    from the chunk's start and ``M`` its value at the chunk's middle (the sum over the first
+    half), ``h_t = exp(S_t - M) (h_in exp(M) + sum_{s<=t} b_s / exp(S_s - M))``, the exponents
+    ``S_t - M`` by one product and the sums over ``s`` by another (see
+    :func:`_chunk_sum_matrices`). The states ``h_in`` entering the chunks solve the same
+    recurrence over the chunk ends (log-decay ``S`` at the end, drive the chunk's own end state),
+    a sequence ``T`` times shorter, by this function again, or step by step
+    (:func:`prefix_scan`) where chunking would not save enough.
 
-    Exponentiating ``S`` is safe only while ``|S|`` stays within :data:`LOG_DECAY_LIMIT`, checked
-    per row and chunk length before anything is exponentiated (exactly where the decays are at
-    most 1, see :func:`_chunk_log_decay_bounds`). ``T`` (from :data:`MIN_FAST_CHUNK` to
-    ``chunk``) is the one of least estimated work: the chunked passes, the rows whose bound
-    exceeds the limit, and the chunk ends. Those rows are copied before anything is overwritten
-    and solved step by step (:func:`prefix_scan`), their log-decays zeroed in the main pass so
-    that they stay finite there. So nothing overflows whatever the decay, and rows never mix.
-    The rounding is that of a sum of the same terms, each weight rounded once, as in the
-    recurrence.
+    Exponentiating ``S - M`` is safe only while it stays within :data:`LOG_DECAY_LIMIT`. Taken
+    from the middle, ``|S - M|`` is at most the larger ``|S|`` excursion of the two half chunks,
+    half of what it would be from the chunk's start, so twice as long chunks fit the same limit.
+    It is checked per row and chunk length before anything is exponentiated (exactly where the
+    decays are at most 1, see :func:`_block_log_decay_sums`). ``T`` (from
+    :data:`MIN_FAST_CHUNK` to ``chunk``) is the one of least estimated work: the chunked passes,
+    the rows whose bound exceeds the limit, and the chunk ends. Those rows are copied before
+    anything is overwritten and solved step by step (:func:`prefix_scan`), their log-decays
+    zeroed in the main pass so that they stay finite there. So nothing overflows whatever the
+    decay, and rows never mix. The rounding is that of a sum of the same terms, each weight
+    rounded once, as in the recurrence.
 
     Args:
         log_decay: ``(rows, L)``, the log of every step's decay (``delta_t * A`` for the selective
-            scan). Overwritten.
-        drive: ``(rows, L)``, the inputs ``b_t``. Overwritten with the result.
+            scan). Overwritten with the result.
+        drive: ``(rows, L)``, the inputs ``b_t``. Overwritten.
         chunk: Longest chunk, in positions.
+        nonpositive: The caller guarantees every log-decay is ``<= 0`` (decays at most 1); saves
+            one pass looking for rows that grow. With a wrong guarantee, results may overflow.
+        workspace: Memory for one more ``(rows, L)`` temporary (contiguous, ``drive``'s dtype),
+            e.g. a reused buffer; allocated when not given or when ``L`` had to be padded.
 
     Returns:
-        ``h`` of shape ``(rows, L)``, in ``drive``'s memory unless ``L`` had to be padded to
-        whole chunks (give ``L`` a multiple of ``chunk`` to avoid that copy).
+        ``h`` of shape ``(rows, L)``, in ``log_decay``'s memory unless ``L`` had to be padded to
+        whole chunks (give ``L`` a multiple of ``chunk`` to avoid that copy) or the sequence was
+        solved step by step.
     """
     rows, length = drive.shape
     if length <= _SHORT or chunk < MIN_FAST_CHUNK:  # short: the log-depth scan is cheap
         return _stepwise_states(log_decay, drive)
     limit = LOG_DECAY_LIMIT[drive.dtype]
-    peak = _chunk_log_decay_bounds(log_decay, 2**int(math.log2(min(chunk, length))))
+    largest = 2**int(math.log2(min(chunk, length)))
+    blocks = _block_log_decay_sums(log_decay, largest, nonpositive)
     # Work, in step-by-step position units, of each chunk length: the chunked passes, the rows
     # set aside, and the chunk ends' recurrence (priced step by step: an upper bound).
-    costs = {size: _chunked_cost(size) * rows * length + int((bound > limit).sum()) * length
-             + rows * length / size for size, bound in peak.items()}
+    costs = {2 * half: _CHUNKED_COST * rows * length
+             + int((bound > limit).sum()) * length + rows * length / (2 * half)
+             for half, (bound, _) in blocks.items() if half < largest}
     size = min(costs, key=costs.__getitem__)
-    slow = (peak[size] > limit).nonzero().flatten()
     if costs[size] >= (1 - _CHUNKING_MIN_SAVING) * rows * length:  # all step by step
         return _stepwise_states(log_decay, drive)
+    bound, half_sums = blocks[size // 2]
+    num_chunks = math.ceil(length / size)
+    first_half = half_sums[:, 0:2 * num_chunks:2]  # M
+    second_half = half_sums[:, 1:2 * num_chunks:2]  # S at the end minus M
+    end_log_decay = blocks[size][1][:, :num_chunks]  # S at the chunk's end
+    slow = (bound > limit).nonzero().flatten()
     if len(slow):  # solved step by step, from copies taken before the passes below
         slow_states = _stepwise_states(log_decay[slow], drive[slow])
         log_decay.index_fill_(0, slow, 0.0)  # decay 1 here: finite whatever their steps
-    num_chunks = math.ceil(length / size)
+        first_half, second_half, end_log_decay = (
+            t.index_fill(0, slow, 0.0) for t in (first_half, second_half, end_log_decay))
     pad = num_chunks * size - length
     if pad:  # identity steps
         log_decay, drive = F.pad(log_decay, (0, pad)), F.pad(drive, (0, pad))
-    cum = log_decay.view(rows, num_chunks, size).cumsum_(-1)  # S_t
-    # The chunk ends' own recurrence: decay exp(S_end), drive the end state from h_in = 0.
-    end_log_decay = cum[..., -1].clone()
-    cum_decay = cum.exp_()  # exp(S_t), within [e**-limit, e**limit]
-    state = drive.view(rows, num_chunks, size).div_(cum_decay).cumsum_(-1)  # h / exp(S_t)
+    if workspace is None or pad:
+        workspace = torch.empty_like(drive)
+    from_start, from_middle = _chunk_sum_matrices(size, drive.dtype, drive.device)
+    by_chunk = (-1, size)
+    weight = _chunk_cumsum(log_decay.view(by_chunk), from_middle, out=workspace.view(by_chunk))
+    weight = weight.exp_().view(rows, num_chunks, size)  # exp(S_t - M), in [e**-limit, e**limit]
+    drive.view(rows, num_chunks, size).div_(weight)
+    state = _chunk_cumsum(drive.view(by_chunk), from_start, out=log_decay.view(by_chunk))
+    state = state.view(rows, num_chunks, size)  # h / exp(S_t - M) for h_in = 0
     if num_chunks > 1:
-        entering = chunked_states(end_log_decay, state[..., -1] * cum_decay[..., -1], chunk)
-        state[:, 1:].add_(entering[:, :-1, None])  # h_in / exp(0), decayed below
-    state = state.mul_(cum_decay).view(rows, -1)[:, :length]
+        end_state = state[..., -1] * second_half.exp()
+        entering = chunked_states(end_log_decay.contiguous(), end_state, chunk, nonpositive)
+        state[:, 1:].add_(entering[:, :-1, None] * first_half[:, 1:, None].exp())
+    state = state.mul_(weight).view(rows, -1)[:, :length]
     if len(slow):
         state[slow] = slow_states
     return state

@@ -212,8 +212,18 @@ def _discretise_delta_forward(delta: Tensor, delta_bias: Tensor | None, delta_so
         torch.add(delta, delta_bias.to(out.dtype)[:, None], out=out)
     else:
         out.copy_(delta)
-    if delta_softplus:  # the same kernel as F.softplus (beta 1, threshold 20), in place
-        torch.ops.aten.softplus.out(out, 1, 20, out=out)
+    if delta_softplus:
+        # F.softplus (beta 1, threshold 20) computes log1p(exp(x)) up to 20 and x above, where
+        # the two agree to rounding. As two in-place passes this runs ~1.7x faster than that
+        # kernel on one CPU thread. exp overflows past x ~ 88.7 (and NaN stays NaN): then the
+        # kernel itself, from the input again.
+        out.exp_().log1p_()
+        if not math.isfinite(out.amax().item()):
+            if delta_bias is not None:
+                torch.add(delta, delta_bias.to(out.dtype)[:, None], out=out)
+            else:
+                out.copy_(delta)
+            torch.ops.aten.softplus.out(out, 1, 20, out=out)
     return out
 
 
@@ -238,8 +248,8 @@ def _scan_cumsum(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: T
     x = u.to(compute)
     chunk = 2**int(math.log2(max(1, min(chunk_size, length))))
     padded = math.ceil(length / chunk) * chunk
-    dt, log_decay, drive = scratch_tensors(
-        [(batch, kd, length), (batch, kd, n, padded), (batch, kd, n, padded)], compute, u.device)
+    dt, log_decay, drive, workspace = scratch_tensors(
+        [(batch, kd, length)] + [(batch, kd, n, padded)] * 3, compute, u.device)
     dt = _discretise_delta_forward(delta, delta_bias, delta_softplus, out=dt)
     if padded > length:
         log_decay[..., length:] = 0.0
@@ -254,8 +264,11 @@ def _scan_cumsum(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: T
     else:
         torch.mul(torch.mul(dt, x).view(batch, groups, per_group, 1, length),
                   B.to(compute).view(bc_shape), out=drive.view(grouped)[..., :length])
-    states = chunked_states(log_decay.view(-1, padded), drive.view(-1, padded),
-                            chunk).view(grouped)[..., :length]
+    # softplus(.) >= 0 and A <= 0: every log-decay is <= 0, which chunked_states need not check
+    decaying = delta_softplus and bool((A <= 0).all())
+    states = chunked_states(log_decay.view(-1, padded), drive.view(-1, padded), chunk,
+                            nonpositive=decaying, workspace=workspace.view(-1, padded))
+    states = states.view(grouped)[..., :length]
     if n == 1:
         y = x.new_empty(batch, kd, length)
         torch.mul(states.squeeze(3), C.to(compute).view(batch, groups, 1, length),
