@@ -19,7 +19,7 @@ from mmengine.structures import PixelData
 
 import mmrs.models  # noqa: F401  (fills the registry)
 from mmrs.models.backbones import ChangeViTEncoder, DINOv2ViT
-from mmrs.models.backbones.vit_dinov2 import resize_pos_embed, vit_pretrain_state_dict
+from mmrs.models.backbones.vit_dinov2 import resize_pos_embed
 from mmrs.models.decode_heads import BCEDiceLoss
 from mmrs.registry import MODELS
 from mmrs.structures import ChangeDataSample

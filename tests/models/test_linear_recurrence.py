@@ -193,3 +193,11 @@ def test_scan_without_bias_or_softplus_leaves_delta_alone() -> None:
     assert torch.equal(delta, before)
     torch.testing.assert_close(y, selective_scan_reference(u, delta, A, B, C), rtol=1e-5,
                                atol=1e-5)
+
+
+@pytest.mark.parametrize('length', [1, 2, 7, 64, 333])
+def test_forward_scan_equals_prefix_scan_to_the_bit(length: int) -> None:
+    log_decay, drive = rows_with_mixed_decays(length, seed=length)
+    decay = log_decay.exp()
+    _, expected = prefix_scan(decay.unsqueeze(-1), drive.unsqueeze(-1), with_decay=False)
+    assert torch.equal(linear_recurrence._scan_states(decay, drive), expected.squeeze(-1))
