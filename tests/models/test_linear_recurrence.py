@@ -93,24 +93,38 @@ def test_chunk_sum_matrices() -> None:
                                  - x[row, :8].sum())
 
 
-@pytest.mark.parametrize('setting', ['mkldnn.matmul', 'global'])
-def test_low_precision_matmul_settings_are_detected(setting: str) -> None:
-    """Float32 products that may be rounded to bfloat16 must not sum the chunks."""
-    assert linear_recurrence._exact_float32_matmul()
-    target = torch.backends.mkldnn.matmul if setting == 'mkldnn.matmul' else torch.backends
+@pytest.mark.parametrize('device_type, setting', [('cpu', 'mkldnn.matmul'), ('cpu', 'global'),
+                                                  ('cuda', 'cuda.matmul'), ('cuda', 'global')])
+def test_low_precision_matmul_settings_are_detected(device_type: str, setting: str) -> None:
+    """Float32 products that may be rounded to TF32 / bfloat16 must not sum the chunks."""
+    exact = linear_recurrence._exact_float32_matmul
+    assert exact(device_type)
+    target = {'mkldnn.matmul': torch.backends.mkldnn.matmul, 'global': torch.backends,
+              'cuda.matmul': torch.backends.cuda.matmul}[setting]
     before = target.fp32_precision
     try:
-        target.fp32_precision = 'bf16'
-        assert not linear_recurrence._exact_float32_matmul()
+        target.fp32_precision = 'bf16' if device_type == 'cpu' else 'tf32'
+        assert not exact(device_type)
         target.fp32_precision = 'ieee'
-        assert linear_recurrence._exact_float32_matmul()
+        assert exact(device_type)
     finally:
         target.fp32_precision = before
+    assert exact(device_type)
+
+
+def test_tf32_switch_is_detected() -> None:
+    before = torch.backends.cuda.matmul.allow_tf32
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = True  # the switch training scripts flip
+        assert not linear_recurrence._exact_float32_matmul('cuda')
+        assert linear_recurrence._exact_float32_matmul('cpu')
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = before
 
 
 def test_chunked_states_without_exact_float32_matmul(monkeypatch) -> None:
     """The float64 products used then give the same states."""
-    monkeypatch.setattr(linear_recurrence, '_exact_float32_matmul', lambda: False)
+    monkeypatch.setattr(linear_recurrence, '_exact_float32_matmul', lambda device_type: False)
     calls = []
     monkeypatch.setattr(torch, 'matmul', lambda *a, **k: calls.append(1))  # must not be used
     log_decay, drive = rows_with_mixed_decays(2048, seed=9)

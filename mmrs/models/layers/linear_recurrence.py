@@ -7,8 +7,9 @@ state. Two evaluations live here:
   (autograd-friendly: only products and sums of the decays themselves);
 - :func:`chunked_states`, the forward-only form used for inference: inside chunks of ``T``
   positions, with chunk-local cumulative log-decays ``S_t``, ``h_t = exp(S_t) * (h_in +
-  sum_{s<=t} b_s / exp(S_s))``, one ``cumsum`` per chunk instead of ``log2(T)`` levels, and a
-  prefix scan over the chunk ends for ``h_in``.
+  sum_{s<=t} b_s / exp(S_s))`` (the exponents taken relative to the chunk's middle, which halves
+  their range), two small matrix products per chunk instead of ``log2(T)`` levels, and the same
+  recurrence over the chunk ends for ``h_in``.
 """
 import functools
 import math
@@ -103,45 +104,15 @@ def _scan_states(decay: Tensor, drive: Tensor) -> Tensor:
     return states[:, :length]
 
 
-def _block_log_decay_sums(log_decay: Tensor, largest: int,
-                          nonpositive: bool = False) -> dict[int, tuple[Tensor, Tensor]]:
-    """``{s: (bound, sums)}`` for ``s = BLOCK, 2 BLOCK, ..., largest``: ``sums`` ``(rows,
-    ceil(L / largest) * largest / s)`` holds the log-decays summed over every block of ``s``
-    positions (``L`` padded with zeros to whole ``largest`` blocks), ``bound`` ``(rows,)`` bounds
-    ``|S|``, the cumulative log-decay from a block's start, over every block of ``s`` positions.
-
-    The bound is exact for rows whose log-decays are all ``<= 0`` (decays in ``(0, 1]``, as the
-    selective scan's ``exp(delta A)`` with ``delta >= 0`` and ``A < 0``): ``S`` falls
-    monotonically, so its largest magnitude is the block's whole sum, the most negative of
-    ``sums``. Other rows get ``s * max |log-decay|``. ``nonpositive`` says that every log-decay is
-    known to be ``<= 0`` (the caller's guarantee), which saves looking for the other rows.
-    """
-    rows, length = log_decay.shape
-    padded = log_decay if length % largest == 0 else F.pad(log_decay, (0, -length % largest))
-    # (rows, L / BLOCK) by a matrix-vector product: several times faster than sum(-1) over
-    # 8-wide rows
-    sums = (padded.reshape(-1, BLOCK) @ padded.new_ones(BLOCK)).view(rows, -1)
-    mixed, step = None, None
-    if not nonpositive:
-        mixed = (log_decay.amax(dim=-1) > 0).nonzero().flatten()
-        step = log_decay[mixed].abs().amax(dim=-1) if len(mixed) else None
-    out, size = {}, BLOCK
-    while size <= largest:
-        bound = sums.amin(dim=-1).neg_()  # the most negative block sum
-        if step is not None:
-            bound[mixed] = step * size
-        out[size] = bound, sums
-        if size < largest:  # L / BLOCK is a multiple of largest / BLOCK: pairs always fit
-            sums = sums[:, 0::2] + sums[:, 1::2]
-        size *= 2
-    return out
-
-
-def _exact_float32_matmul() -> bool:
-    """Whether float32 matrix products on the CPU are left in float32: not allowed, by
-    ``torch.set_float32_matmul_precision('medium')`` or oneDNN's ``fp32_precision`` settings
-    (read from the most specific one set), to round their inputs to bfloat16 or TF32."""
-    for setting in (torch.backends.mkldnn.matmul, torch.backends.mkldnn, torch.backends):
+def _exact_float32_matmul(device_type: str = 'cpu') -> bool:
+    """Whether float32 matrix products on ``device_type`` are left in float32: not allowed, by
+    ``torch.set_float32_matmul_precision('high' | 'medium')``, ``allow_tf32`` or the
+    ``fp32_precision`` settings (read from the most specific one set), to round their inputs to
+    TF32 or bfloat16."""
+    backends = torch.backends
+    settings = ((backends.cuda.matmul, backends) if device_type == 'cuda' else
+                (backends.mkldnn.matmul, backends.mkldnn, backends))
+    for setting in settings:
         precision = getattr(setting, 'fp32_precision', 'none')
         if precision != 'none':
             return precision == 'ieee'
@@ -161,13 +132,47 @@ def _chunk_sum_matrices(size: int, dtype: torch.dtype,
     return from_start, from_middle
 
 
-def _chunk_cumsum(x: Tensor, matrix: Tensor, out: Tensor) -> Tensor:
-    """``out = x @ matrix`` over ``(..., T)`` chunks: one matrix product (BLAS), twice as fast as
-    ``cumsum`` over rows of 16 and exact float32 sums of the same terms; float64 products where
-    float32 ones may be rounded to lower precision."""
-    if x.dtype == torch.float32 and not _exact_float32_matmul():
-        return out.copy_(x.double() @ matrix.double())
+def _exact_matmul(x: Tensor, matrix: Tensor, out: Tensor | None = None) -> Tensor:
+    """``x @ matrix`` (BLAS) with float32 sums left in float32; in float64 where float32
+    products may be rounded to TF32 / bfloat16 (see :func:`_exact_float32_matmul`)."""
+    if x.dtype == torch.float32 and not _exact_float32_matmul(x.device.type):
+        product = (x.double() @ matrix.double()).to(x.dtype)
+        return product if out is None else out.copy_(product)
     return torch.matmul(x, matrix, out=out)
+
+
+def _block_log_decay_sums(log_decay: Tensor, largest: int,
+                          nonpositive: bool = False) -> dict[int, tuple[Tensor, Tensor]]:
+    """``{s: (bound, sums)}`` for ``s = BLOCK, 2 BLOCK, ..., largest``: ``sums`` ``(rows,
+    ceil(L / largest) * largest / s)`` holds the log-decays summed over every block of ``s``
+    positions (``L`` padded with zeros to whole ``largest`` blocks), ``bound`` ``(rows,)`` bounds
+    ``|S|``, the cumulative log-decay from a block's start, over every block of ``s`` positions.
+
+    The bound is exact for rows whose log-decays are all ``<= 0`` (decays in ``(0, 1]``, as the
+    selective scan's ``exp(delta A)`` with ``delta >= 0`` and ``A < 0``): ``S`` falls
+    monotonically, so its largest magnitude is the block's whole sum, the most negative of
+    ``sums``. Other rows get ``s * max |log-decay|``. ``nonpositive`` says that every log-decay is
+    known to be ``<= 0`` (the caller's guarantee), which saves looking for the other rows.
+    """
+    rows, length = log_decay.shape
+    padded = log_decay if length % largest == 0 else F.pad(log_decay, (0, -length % largest))
+    # (rows, L / BLOCK) by a matrix-vector product: several times faster than sum(-1) over
+    # 8-wide rows
+    sums = _exact_matmul(padded.reshape(-1, BLOCK), padded.new_ones(BLOCK)).view(rows, -1)
+    mixed, step = None, None
+    if not nonpositive:
+        mixed = (log_decay.amax(dim=-1) > 0).nonzero().flatten()
+        step = log_decay[mixed].abs().amax(dim=-1) if len(mixed) else None
+    out, size = {}, BLOCK
+    while size <= largest:
+        bound = sums.amin(dim=-1).neg_()  # the most negative block sum
+        if step is not None:
+            bound[mixed] = step * size
+        out[size] = bound, sums
+        if size < largest:  # L / BLOCK is a multiple of largest / BLOCK: pairs always fit
+            sums = sums[:, 0::2] + sums[:, 1::2]
+        size *= 2
+    return out
 
 
 def chunked_states(log_decay: Tensor, drive: Tensor, chunk: int, nonpositive: bool = False,
@@ -194,7 +199,9 @@ def chunked_states(log_decay: Tensor, drive: Tensor, chunk: int, nonpositive: bo
     anything is overwritten and solved step by step (:func:`prefix_scan`), their log-decays
     zeroed in the main pass so that they stay finite there. So nothing overflows whatever the
     decay, and rows never mix. The rounding is that of a sum of the same terms, each weight
-    rounded once, as in the recurrence.
+    rounded once, as in the recurrence. One difference from a step-by-step loop: a NaN or
+    infinite input reaches the whole chunk it lies in (the products multiply it by the
+    triangles' zeros), not only the positions after it.
 
     Args:
         log_decay: ``(rows, L)``, the log of every step's decay (``delta_t * A`` for the selective
@@ -243,10 +250,10 @@ def chunked_states(log_decay: Tensor, drive: Tensor, chunk: int, nonpositive: bo
         workspace = torch.empty_like(drive)
     from_start, from_middle = _chunk_sum_matrices(size, drive.dtype, drive.device)
     by_chunk = (-1, size)
-    weight = _chunk_cumsum(log_decay.view(by_chunk), from_middle, out=workspace.view(by_chunk))
+    weight = _exact_matmul(log_decay.view(by_chunk), from_middle, out=workspace.view(by_chunk))
     weight = weight.exp_().view(rows, num_chunks, size)  # exp(S_t - M), in [e**-limit, e**limit]
     drive.view(rows, num_chunks, size).div_(weight)
-    state = _chunk_cumsum(drive.view(by_chunk), from_start, out=log_decay.view(by_chunk))
+    state = _exact_matmul(drive.view(by_chunk), from_start, out=log_decay.view(by_chunk))
     state = state.view(rows, num_chunks, size)  # h / exp(S_t - M) for h_in = 0
     if num_chunks > 1:
         end_state = state[..., -1] * second_half.exp()

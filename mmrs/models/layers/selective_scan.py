@@ -39,10 +39,11 @@ Memory is ``O(batch * KD * L * N)``: a few tensors of the size of the reference'
 When no gradient is needed (inference), the portable backend evaluates the recurrence of every
 (batch, channel, state) row with :func:`~mmrs.models.layers.linear_recurrence.chunked_states`
 instead: chunk-local cumulative log-decays ``S_t``, ``h_t = exp(S_t) (h_in + cumsum_s(b_s /
-exp(S_s)))``, one ``cumsum`` in place of the log-depth scan, and the same recurrence again over
-the chunk ends for ``h_in``. That exponentiates a cumulative sum, but only a chunk-local one
-whose size is bounded per row before it is exponentiated (rows whose steps are too large for
-even a short chunk take the prefix scan), so it cannot overflow either. Its temporaries come
+exp(S_s)))``, both sums as small matrix products (BLAS) in place of the log-depth scan, and the
+same recurrence again over the chunk ends for ``h_in``. That exponentiates a cumulative sum, but
+only a chunk-local one (taken from the chunk's middle) whose size is bounded per row before it
+is exponentiated (rows whose steps are too large for even a short chunk take the prefix scan),
+so it cannot overflow either. Its temporaries come
 from a per-thread scratch buffer (:mod:`mmrs.models.layers.scratch`), so repeated calls do not
 page-fault fresh memory in. Training keeps the prefix scan, whose autograd graph is the one the
 tests check against the reference gradients.
