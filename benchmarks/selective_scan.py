@@ -1,7 +1,8 @@
 """How fast the portable selective scan runs against the naive per-position loop (and a kernel).
 
     nice -n 10 python benchmarks/selective_scan.py [--lengths 1024 4096 16384] [--repeats 3]
-        [--device cpu] [--threads 1] [--naive-max-seconds 300] [--out FILE]
+        [--device cpu] [--threads 1] [--naive-max-seconds 300] [--interleaved-rounds 9]
+        [--out FILE]
 
 Shapes are MambaBCD-T's (VMamba-T, ChangeMamba's ``vssm_tiny_224_0229flex``: dims 96 doubling per
 stage, ``ssm_ratio`` 2, ``ssm_d_state`` 1, four scan directions, read from
@@ -22,8 +23,10 @@ warm-up. The naive backward is quadratic in ``L`` (each step's slice of the inpu
 full-size gradient), so naive rows whose time, extrapolated from the previous length, would exceed
 ``--naive-max-seconds`` are timed once without warm-up, or, if even that estimate exceeds it,
 recorded with ``seconds: null`` and the estimate. Every record also says how the output (and,
-where the naive backward ran, the input gradients) agree with the naive loop. Writes
-``benchmarks/results/selective_scan.json``.
+where the naive backward ran, the input gradients) agree with the naive loop. Rows timed minutes
+apart see a shared machine at different speeds, so ``interleaved_fwd_speedup_over_naive`` also
+times the two forward passes back to back, ``--interleaved-rounds`` times per length, and gives
+the median, least and largest ratio. Writes ``benchmarks/results/selective_scan.json``.
 """
 import argparse
 import json
@@ -104,6 +107,23 @@ def time_pass(fn: Callable[..., torch.Tensor], inputs: list[torch.Tensor], backw
     return statistics.median(times), out, grads
 
 
+def interleaved_ratios(naive: Callable[..., torch.Tensor], portable: Callable[..., torch.Tensor],
+                       inputs: list[torch.Tensor], rounds: int) -> list[float]:
+    """Per round, naive forward seconds over portable forward seconds, the two run back to
+    back (after one warm-up each), so that a shared machine's drift in speed, which moves the
+    separately timed rows by 10-30%, cancels out of each ratio."""
+    run_once(naive, inputs, False)
+    run_once(portable, inputs, False)
+    ratios = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        run_once(naive, inputs, False)
+        middle = time.perf_counter()
+        run_once(portable, inputs, False)
+        ratios.append((middle - start) / (time.perf_counter() - middle))
+    return ratios
+
+
 def max_diffs(actual: torch.Tensor, expected: torch.Tensor) -> tuple[float, float]:
     """Max abs difference and that difference relative to the largest expected magnitude."""
     diff = (actual.double() - expected.double()).abs().max().item()
@@ -121,6 +141,10 @@ def main() -> None:
     parser.add_argument('--naive-max-seconds', type=float, default=300.0,
                         help='time a naive row once (no warm-up) when its extrapolated '
                         'repeats would exceed this, and skip it when one run would')
+    parser.add_argument('--interleaved-rounds', type=int, default=9,
+                        help='rounds of naive fwd then portable fwd, one after the other, per '
+                        'length: the speed-up measured free of the machine\'s drift between '
+                        'the rows above (0 skips it)')
     parser.add_argument('--out', default=osp.join(REPO_ROOT, 'benchmarks', 'results',
                                                   'selective_scan.json'))
     args = parser.parse_args()
@@ -185,8 +209,19 @@ def main() -> None:
             if naive:
                 speedups[f"{r['impl']} L={r['L']} {r['pass']}"] = round(
                     naive[0]['seconds'] / r['seconds'], 1)
+    interleaved = {}
+    for shape in shapes if args.interleaved_rounds > 0 else []:
+        inputs = make_inputs(shape['L'], shape['D'], shape['N'], args.device)
+        ratios = interleaved_ratios(impls['naive'], impls['portable'], inputs,
+                                    args.interleaved_rounds)
+        interleaved[f"portable L={shape['L']} fwd"] = dict(
+            median=round(statistics.median(ratios), 2), min=round(min(ratios), 2),
+            max=round(max(ratios), 2), rounds=len(ratios))
+        print(json.dumps({f"interleaved portable L={shape['L']} fwd": interleaved[
+            f"portable L={shape['L']} fwd"]}), flush=True)
     result = dict(records=records,
                   speedup_over_naive=speedups,
+                  interleaved_fwd_speedup_over_naive=interleaved,
                   shapes=shapes,
                   device=args.device,
                   chunk_size=args.chunk_size,

@@ -249,33 +249,42 @@ def _scan_cumsum(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: T
     x = u.to(compute)
     chunk = 2**int(math.log2(max(1, min(chunk_size, length))))
     padded = math.ceil(length / chunk) * chunk
-    dt, log_decay, drive, workspace = scratch_tensors(
-        [(batch, kd, length)] + [(batch, kd, n, padded)] * 3, compute, u.device)
+    # Few buffers, reused as soon as their contents are spent (each full-size pass costs about
+    # as much again when its memory is not in cache): for N = 1 the steps are turned into the
+    # drives in place, and y (the only new tensor) holds chunked_states' temporary until the
+    # states are read into it.
+    y = x.new_empty(batch, kd, length)
+    in_y = n == 1 and padded == length
+    log_decay, drive, *rest = scratch_tensors(
+        [(batch, kd, n, padded)] * (2 if in_y else 3) + ([(batch, kd, length)] if n > 1 else []),
+        compute, u.device)
+    workspace = y.view(-1, padded) if in_y else rest.pop(0).view(-1, padded)
+    dt = drive[:, :, 0, :length] if n == 1 else rest.pop(0)
     dt = _discretise_delta_forward(delta, delta_bias, delta_softplus, out=dt)
-    if padded > length:
-        log_decay[..., length:] = 0.0
-        drive[..., length:] = 0.0
     torch.mul(dt.unsqueeze(2), A.to(compute).view(1, kd, n, 1), out=log_decay[..., :length])
     # (batch, G, KD/G, N, L): channels split into their B/C group, which broadcast over them
     grouped = (batch, groups, per_group, n, padded)
     bc_shape = (batch, groups, 1, n, length)
-    if n == 1:  # no (batch, KD, L) temporary for VMamba's d_state = 1
-        torch.mul(dt, x, out=drive[:, :, 0, :length])
+    if n == 1:  # the steps become the drives where they are
+        dt.mul_(x)
         drive.view(grouped)[..., :length].mul_(B.to(compute).view(bc_shape))
     else:
         torch.mul(torch.mul(dt, x).view(batch, groups, per_group, 1, length),
                   B.to(compute).view(bc_shape), out=drive.view(grouped)[..., :length])
+    if padded > length:  # identity steps
+        log_decay[..., length:] = 0.0
+        drive[..., length:] = 0.0
     # softplus(.) >= 0 and A <= 0: every log-decay is <= 0, which chunked_states need not check
     decaying = delta_softplus and bool((A <= 0).all())
     states = chunked_states(log_decay.view(-1, padded), drive.view(-1, padded), chunk,
-                            nonpositive=decaying, workspace=workspace.view(-1, padded))
+                            nonpositive=decaying, workspace=workspace)
     states = states.view(grouped)[..., :length]
     if n == 1:
-        y = x.new_empty(batch, kd, length)
         torch.mul(states.squeeze(3), C.to(compute).view(batch, groups, 1, length),
                   out=y.view(batch, groups, per_group, length))
     else:
-        y = (states * C.to(compute).view(bc_shape)).sum(3).flatten(1, 2)  # (batch, KD, L)
+        torch.sum(states * C.to(compute).view(bc_shape), 3, out=y.view(batch, groups,
+                                                                       per_group, length))
     if D is not None:
         y.addcmul_(D.to(compute)[:, None], x)
     return y.to(u.dtype)
