@@ -215,3 +215,25 @@ def test_forward_scan_equals_prefix_scan_to_the_bit(length: int) -> None:
     decay = log_decay.exp()
     _, expected = prefix_scan(decay.unsqueeze(-1), drive.unsqueeze(-1), with_decay=False)
     assert torch.equal(linear_recurrence._scan_states(decay, drive), expected.squeeze(-1))
+
+
+@pytest.mark.parametrize('nonpositive, length', [(True, 4096), (False, 4096), (True, 50)])
+def test_rate_is_the_multiplied_out_log_decay(nonpositive: bool, length: int) -> None:
+    """steps * rate as log-decays, read with rate unmultiplied (a matrix per row) or not."""
+    g = torch.Generator().manual_seed(11)
+    steps = torch.rand(24, length, generator=g)
+    steps[3, 100 % length] = 80.0  # a row set aside
+    rate = -torch.exp(2 * torch.randn(24, generator=g))  # |A| from ~0.02 to ~50
+    if not nonpositive:
+        rate[::5] *= -0.01  # some growing rows
+    drive = torch.randn(24, length, generator=g)
+    expected = loop_states(steps * rate[:, None], drive)
+    actual = chunked_states(steps.clone(), drive.clone(), 64, nonpositive=nonpositive,
+                            rate=rate)
+    torch.testing.assert_close(actual.double(), expected, rtol=1e-5,
+                               atol=1e-5 * expected.abs().max().item())
+
+
+def test_rate_needs_known_decays() -> None:
+    with pytest.raises(ValueError, match='known decays'):
+        linear_recurrence._block_log_decay_sums(torch.zeros(2, 64), 64, rate=torch.ones(2))

@@ -141,8 +141,8 @@ def _exact_matmul(x: Tensor, matrix: Tensor, out: Tensor | None = None) -> Tenso
     return torch.matmul(x, matrix, out=out)
 
 
-def _block_log_decay_sums(log_decay: Tensor, largest: int,
-                          nonpositive: bool = False) -> dict[int, tuple[Tensor, Tensor]]:
+def _block_log_decay_sums(log_decay: Tensor, largest: int, nonpositive: bool = False,
+                          rate: Tensor | None = None) -> dict[int, tuple[Tensor, Tensor]]:
     """``{s: (bound, sums)}`` for ``s = BLOCK, 2 BLOCK, ..., largest``: ``sums`` ``(rows,
     ceil(L / largest) * largest / s)`` holds the log-decays summed over every block of ``s``
     positions (``L`` padded with zeros to whole ``largest`` blocks), ``bound`` ``(rows,)`` bounds
@@ -152,13 +152,19 @@ def _block_log_decay_sums(log_decay: Tensor, largest: int,
     selective scan's ``exp(delta A)`` with ``delta >= 0`` and ``A < 0``): ``S`` falls
     monotonically, so its largest magnitude is the block's whole sum, the most negative of
     ``sums``. Other rows get ``s * max |log-decay|``. ``nonpositive`` says that every log-decay is
-    known to be ``<= 0`` (the caller's guarantee), which saves looking for the other rows.
+    known to be ``<= 0`` (the caller's guarantee), which saves looking for the other rows. With
+    ``rate`` (``(rows,)``, only together with ``nonpositive``) the log-decays are ``log_decay *
+    rate[:, None]``, and only the block sums are multiplied out.
     """
     rows, length = log_decay.shape
     padded = log_decay if length % largest == 0 else F.pad(log_decay, (0, -length % largest))
     # (rows, L / BLOCK) by a matrix-vector product: several times faster than sum(-1) over
     # 8-wide rows
     sums = _exact_matmul(padded.reshape(-1, BLOCK), padded.new_ones(BLOCK)).view(rows, -1)
+    if rate is not None:
+        if not nonpositive:
+            raise ValueError('a rate is read without multiplying it out only for known decays')
+        sums.mul_(rate[:, None])
     mixed, step = None, None
     if not nonpositive:
         mixed = (log_decay.amax(dim=-1) > 0).nonzero().flatten()
@@ -176,7 +182,7 @@ def _block_log_decay_sums(log_decay: Tensor, largest: int,
 
 
 def chunked_states(log_decay: Tensor, drive: Tensor, chunk: int, nonpositive: bool = False,
-                   workspace: Tensor | None = None) -> Tensor:
+                   workspace: Tensor | None = None, rate: Tensor | None = None) -> Tensor:
     """States of ``h_t = exp(log_decay_t) * h_{t-1} + drive_t`` along the last dim, ``h_{-1} = 0``.
 
     Forward only (no autograd graph is built). Chunks of ``T`` positions (a power of two,
@@ -212,6 +218,10 @@ def chunked_states(log_decay: Tensor, drive: Tensor, chunk: int, nonpositive: bo
             one pass looking for rows that grow. With a wrong guarantee, results may overflow.
         workspace: Memory for one more ``(rows, L)`` temporary (contiguous, ``drive``'s dtype),
             e.g. a reused buffer; allocated when not given or when ``L`` had to be padded.
+        rate: ``(rows,)``: the log-decays are ``log_decay * rate[:, None]`` (the selective scan's
+            steps ``delta`` and ``A`` for ``N = 1``). With ``nonpositive`` they are never
+            multiplied out: the first product takes ``rate`` into its matrix, one full-size pass
+            fewer; otherwise they are, in place.
 
     Returns:
         ``h`` of shape ``(rows, L)``, in ``log_decay``'s memory unless ``L`` had to be padded to
@@ -219,11 +229,14 @@ def chunked_states(log_decay: Tensor, drive: Tensor, chunk: int, nonpositive: bo
         solved step by step.
     """
     rows, length = drive.shape
-    if length <= _SHORT or chunk < MIN_FAST_CHUNK:  # short: the log-depth scan is cheap
+    short = length <= _SHORT or chunk < MIN_FAST_CHUNK  # the log-depth scan is cheap
+    if rate is not None and (short or not nonpositive):
+        log_decay, rate = log_decay.mul_(rate[:, None]), None
+    if short:
         return _stepwise_states(log_decay, drive)
     limit = LOG_DECAY_LIMIT[drive.dtype]
     largest = 2**int(math.log2(min(chunk, length)))
-    blocks = _block_log_decay_sums(log_decay, largest, nonpositive)
+    blocks = _block_log_decay_sums(log_decay, largest, nonpositive, rate)
     # Work, in step-by-step position units, of each chunk length: the chunked passes, the rows
     # set aside, and the chunk ends' recurrence (priced step by step: an upper bound).
     costs = {2 * half: _CHUNKED_COST * rows * length
@@ -231,7 +244,8 @@ def chunked_states(log_decay: Tensor, drive: Tensor, chunk: int, nonpositive: bo
              for half, (bound, _) in blocks.items() if half < largest}
     size = min(costs, key=costs.__getitem__)
     if costs[size] >= (1 - _CHUNKING_MIN_SAVING) * rows * length:  # all step by step
-        return _stepwise_states(log_decay, drive)
+        return _stepwise_states(log_decay if rate is None else log_decay.mul_(rate[:, None]),
+                                drive)
     bound, half_sums = blocks[size // 2]
     num_chunks = math.ceil(length / size)
     first_half = half_sums[:, 0:2 * num_chunks:2]  # M
@@ -239,7 +253,8 @@ def chunked_states(log_decay: Tensor, drive: Tensor, chunk: int, nonpositive: bo
     end_log_decay = blocks[size][1][:, :num_chunks]  # S at the chunk's end
     slow = (bound > limit).nonzero().flatten()
     if len(slow):  # solved step by step, from copies taken before the passes below
-        slow_states = _stepwise_states(log_decay[slow], drive[slow])
+        slow_states = _stepwise_states(
+            log_decay[slow] if rate is None else log_decay[slow] * rate[slow, None], drive[slow])
         log_decay.index_fill_(0, slow, 0.0)  # decay 1 here: finite whatever their steps
         first_half, second_half, end_log_decay = (
             t.index_fill(0, slow, 0.0) for t in (first_half, second_half, end_log_decay))
@@ -249,12 +264,16 @@ def chunked_states(log_decay: Tensor, drive: Tensor, chunk: int, nonpositive: bo
     if workspace is None or pad:
         workspace = torch.empty_like(drive)
     from_start, from_middle = _chunk_sum_matrices(size, drive.dtype, drive.device)
-    by_chunk = (-1, size)
-    weight = _exact_matmul(log_decay.view(by_chunk), from_middle, out=workspace.view(by_chunk))
-    weight = weight.exp_().view(rows, num_chunks, size)  # exp(S_t - M), in [e**-limit, e**limit]
-    drive.view(rows, num_chunks, size).div_(weight)
+    by_chunk, blocked = (-1, size), (rows, num_chunks, size)
+    if rate is None:
+        weight = _exact_matmul(log_decay.view(by_chunk), from_middle, out=workspace.view(by_chunk))
+    else:  # one matrix per row, rate[row] * from_middle
+        weight = _exact_matmul(log_decay.view(blocked), rate[:, None, None] * from_middle,
+                               out=workspace.view(blocked))
+    weight = weight.exp_().view(blocked)  # exp(S_t - M), in [e**-limit, e**limit]
+    drive.view(blocked).div_(weight)
     state = _exact_matmul(drive.view(by_chunk), from_start, out=log_decay.view(by_chunk))
-    state = state.view(rows, num_chunks, size)  # h / exp(S_t - M) for h_in = 0
+    state = state.view(blocked)  # h / exp(S_t - M) for h_in = 0
     if num_chunks > 1:
         end_state = state[..., -1] * second_half.exp()
         entering = chunked_states(end_log_decay.contiguous(), end_state, chunk, nonpositive)

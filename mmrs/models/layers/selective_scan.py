@@ -250,23 +250,24 @@ def _scan_cumsum(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: T
     chunk = 2**int(math.log2(max(1, min(chunk_size, length))))
     padded = math.ceil(length / chunk) * chunk
     # Few buffers, reused as soon as their contents are spent (each full-size pass costs about
-    # as much again when its memory is not in cache): for N = 1 the steps are turned into the
-    # drives in place, and y (the only new tensor) holds chunked_states' temporary until the
-    # states are read into it.
+    # as much again when its memory is not in cache), and y (the only new tensor) holds
+    # chunked_states' temporary until the states are read into it. For N = 1 the log-decays
+    # delta A are never multiplied out: chunked_states reads the steps and A (its ``rate``).
     y = x.new_empty(batch, kd, length)
     in_y = n == 1 and padded == length
     log_decay, drive, *rest = scratch_tensors(
         [(batch, kd, n, padded)] * (2 if in_y else 3) + ([(batch, kd, length)] if n > 1 else []),
         compute, u.device)
     workspace = y.view(-1, padded) if in_y else rest.pop(0).view(-1, padded)
-    dt = drive[:, :, 0, :length] if n == 1 else rest.pop(0)
+    dt = log_decay[:, :, 0, :length] if n == 1 else rest.pop(0)
     dt = _discretise_delta_forward(delta, delta_bias, delta_softplus, out=dt)
-    torch.mul(dt.unsqueeze(2), A.to(compute).view(1, kd, n, 1), out=log_decay[..., :length])
+    if n > 1:
+        torch.mul(dt.unsqueeze(2), A.to(compute).view(1, kd, n, 1), out=log_decay[..., :length])
     # (batch, G, KD/G, N, L): channels split into their B/C group, which broadcast over them
     grouped = (batch, groups, per_group, n, padded)
     bc_shape = (batch, groups, 1, n, length)
-    if n == 1:  # the steps become the drives where they are
-        dt.mul_(x)
+    if n == 1:  # no (batch, KD, L) temporary for VMamba's d_state = 1
+        torch.mul(dt, x, out=drive[:, :, 0, :length])
         drive.view(grouped)[..., :length].mul_(B.to(compute).view(bc_shape))
     else:
         torch.mul(torch.mul(dt, x).view(batch, groups, per_group, 1, length),
@@ -276,8 +277,9 @@ def _scan_cumsum(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: T
         drive[..., length:] = 0.0
     # softplus(.) >= 0 and A <= 0: every log-decay is <= 0, which chunked_states need not check
     decaying = delta_softplus and bool((A <= 0).all())
+    rate = A.to(compute).view(1, kd).expand(batch, kd).reshape(-1) if n == 1 else None
     states = chunked_states(log_decay.view(-1, padded), drive.view(-1, padded), chunk,
-                            nonpositive=decaying, workspace=workspace)
+                            nonpositive=decaying, workspace=workspace, rate=rate)
     states = states.view(grouped)[..., :length]
     if n == 1:
         torch.mul(states.squeeze(3), C.to(compute).view(batch, groups, 1, length),
