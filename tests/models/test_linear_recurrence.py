@@ -237,3 +237,25 @@ def test_rate_is_the_multiplied_out_log_decay(nonpositive: bool, length: int) ->
 def test_rate_needs_known_decays() -> None:
     with pytest.raises(ValueError, match='known decays'):
         linear_recurrence._block_log_decay_sums(torch.zeros(2, 64), 64, rate=torch.ones(2))
+
+
+@pytest.mark.parametrize('nonpositive', [True, False])
+@pytest.mark.parametrize('value', [float('-inf'), float('inf'), float('nan')])
+def test_non_finite_log_decays_are_reported(nonpositive: bool, value: float) -> None:
+    """finite_only: None for any infinite / NaN log-decay (long and short sequences), and the
+    bound of that row is not finite."""
+    for length in (4096, 50):
+        g = torch.Generator().manual_seed(length)
+        log_decay = -torch.rand(6, length, generator=g)
+        drive = torch.randn(6, length, generator=g)
+        if nonpositive and value == float('inf'):
+            continue  # not a decay
+        log_decay[4, length // 3] = value
+        if length > 64:
+            bounds = linear_recurrence._block_log_decay_sums(log_decay, 64, nonpositive)
+            assert not torch.isfinite(bounds[8][0][4]) and torch.isfinite(bounds[8][0][:4]).all()
+        assert chunked_states(log_decay.clone(), drive.clone(), 64, nonpositive=nonpositive,
+                              finite_only=True) is None
+        clean = -torch.rand(6, length, generator=g)
+        assert chunked_states(clean, drive.clone(), 64, nonpositive=nonpositive,
+                              finite_only=True) is not None

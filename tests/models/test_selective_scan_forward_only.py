@@ -128,3 +128,24 @@ def test_decays_are_assumed_only_when_guaranteed(monkeypatch, softplus: bool, a_
                                 backend='torch')
     assert seen == [told]
     assert_rel_close(actual, expected, 1e-5)
+
+
+@pytest.mark.parametrize('length', [50, 300])
+@pytest.mark.parametrize('bias, softplus', [(False, False), (True, False), (False, True)])
+def test_scratch_contents_never_leak_in(length: int, bias: bool, softplus: bool) -> None:
+    """Whatever the reused scratch memory holds before the call, every buffer the scan reads is
+    written first (with and without bias / softplus, short and chunked sequences)."""
+    from mmrs.models.layers.scratch import release_scratch, scratch_tensors
+    u, delta, A, B, C, D, delta_bias = make_inputs(length=length, n=1)
+    delta = 0.1 * delta.abs() if not softplus else delta
+    delta_bias = delta_bias.abs() if bias else None  # steps >= 0 without softplus too
+    expected = selective_scan_reference(u, delta, A, B, C, D, delta_bias,
+                                        delta_softplus=softplus)
+    with torch.no_grad():
+        for garbage in (7.0, float('nan')):
+            release_scratch()
+            scratch_tensors([(10**6, )], torch.float32, torch.device('cpu'))[0].fill_(garbage)
+            actual = selective_scan(u, delta, A, B, C, D, delta_bias, delta_softplus=softplus,
+                                    backend='torch')
+            assert_rel_close(actual, expected, 1e-5)
+    release_scratch()

@@ -154,7 +154,9 @@ def _block_log_decay_sums(log_decay: Tensor, largest: int, nonpositive: bool = F
     ``sums``. Other rows get ``s * max |log-decay|``. ``nonpositive`` says that every log-decay is
     known to be ``<= 0`` (the caller's guarantee), which saves looking for the other rows. With
     ``rate`` (``(rows,)``, only together with ``nonpositive``) the log-decays are ``log_decay *
-    rate[:, None]``, and only the block sums are multiplied out.
+    rate[:, None]``, and only the block sums are multiplied out. A log-decay that is infinite
+    or NaN makes its row's bound infinite or NaN (its block sum is, and ``amin`` / ``amax``
+    pass NaN on).
     """
     rows, length = log_decay.shape
     padded = log_decay if length % largest == 0 else F.pad(log_decay, (0, -length % largest))
@@ -182,7 +184,8 @@ def _block_log_decay_sums(log_decay: Tensor, largest: int, nonpositive: bool = F
 
 
 def chunked_states(log_decay: Tensor, drive: Tensor, chunk: int, nonpositive: bool = False,
-                   workspace: Tensor | None = None, rate: Tensor | None = None) -> Tensor:
+                   workspace: Tensor | None = None, rate: Tensor | None = None,
+                   finite_only: bool = False) -> Tensor | None:
     """States of ``h_t = exp(log_decay_t) * h_{t-1} + drive_t`` along the last dim, ``h_{-1} = 0``.
 
     Forward only (no autograd graph is built). Chunks of ``T`` positions (a power of two,
@@ -222,21 +225,29 @@ def chunked_states(log_decay: Tensor, drive: Tensor, chunk: int, nonpositive: bo
             steps ``delta`` and ``A`` for ``N = 1``). With ``nonpositive`` they are never
             multiplied out: the first product takes ``rate`` into its matrix, one full-size pass
             fewer; otherwise they are, in place.
+        finite_only: Return None (the inputs possibly overwritten) if a log-decay is infinite
+            or NaN: read from the bounds, which are computed anyway, so a caller whose inputs
+            may have overflowed learns it at no cost and can recompute them.
 
     Returns:
         ``h`` of shape ``(rows, L)``, in ``log_decay``'s memory unless ``L`` had to be padded to
         whole chunks (give ``L`` a multiple of ``chunk`` to avoid that copy) or the sequence was
-        solved step by step.
+        solved step by step; None for ``finite_only`` and a log-decay that is not finite.
     """
     rows, length = drive.shape
     short = length <= _SHORT or chunk < MIN_FAST_CHUNK  # the log-depth scan is cheap
     if rate is not None and (short or not nonpositive):
         log_decay, rate = log_decay.mul_(rate[:, None]), None
     if short:
+        if finite_only and not bool(torch.isfinite(log_decay).all()):
+            return None
         return _stepwise_states(log_decay, drive)
     limit = LOG_DECAY_LIMIT[drive.dtype]
     largest = 2**int(math.log2(min(chunk, length)))
     blocks = _block_log_decay_sums(log_decay, largest, nonpositive, rate)
+    # Any infinite or NaN log-decay makes its row's bound infinite or NaN (see there).
+    if finite_only and not bool(torch.isfinite(blocks[BLOCK][0]).all()):
+        return None
     # Work, in step-by-step position units, of each chunk length: the chunked passes, the rows
     # set aside, and the chunk ends' recurrence (priced step by step: an upper bound).
     costs = {2 * half: _CHUNKED_COST * rows * length

@@ -200,31 +200,24 @@ def _scan_prefix(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tens
 
 
 def _discretise_delta_forward(delta: Tensor, delta_bias: Tensor | None, delta_softplus: bool,
-                              out: Tensor) -> Tensor:
+                              out: Tensor, exact_softplus: bool = True) -> Tensor:
     """:func:`_discretise_delta` without autograd, written into ``out`` (``delta``'s shape).
 
     ``out`` is contiguous: left to choose the layout of a ``(batch, KD, L) + (KD, 1)`` result,
-    PyTorch's CPU kernels may walk it channel-innermost, several times slower. Without bias and
-    softplus ``delta`` itself (in ``out``'s dtype) is returned and ``out`` is left alone.
+    PyTorch's CPU kernels may walk it channel-innermost, several times slower.
+    ``exact_softplus=False`` computes the softplus as ``log1p(exp(x))`` in two in-place passes,
+    ~1.7x faster than PyTorch's kernel on one CPU thread and the kernel's own formula up to its
+    threshold of 20 (above it the two agree to rounding), but infinite where ``exp`` overflows
+    (``x`` past ~88.7): the caller must check.
     """
-    if delta_bias is None and not delta_softplus:
-        return delta.to(out.dtype)
     if delta_bias is not None:
         torch.add(delta, delta_bias.to(out.dtype)[:, None], out=out)
     else:
         out.copy_(delta)
-    if delta_softplus:
-        # F.softplus (beta 1, threshold 20) computes log1p(exp(x)) up to 20 and x above, where
-        # the two agree to rounding. As two in-place passes this runs ~1.7x faster than that
-        # kernel on one CPU thread. exp overflows past x ~ 88.7 (and NaN stays NaN): then the
-        # kernel itself, from the input again.
+    if delta_softplus and exact_softplus:  # F.softplus: beta 1, threshold 20
+        torch.ops.aten.softplus.out(out, 1, 20, out=out)
+    elif delta_softplus:
         out.exp_().log1p_()
-        if not math.isfinite(out.amax().item()):
-            if delta_bias is not None:
-                torch.add(delta, delta_bias.to(out.dtype)[:, None], out=out)
-            else:
-                out.copy_(delta)
-            torch.ops.aten.softplus.out(out, 1, 20, out=out)
     return out
 
 
@@ -260,26 +253,33 @@ def _scan_cumsum(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: T
         compute, u.device)
     workspace = y.view(-1, padded) if in_y else rest.pop(0).view(-1, padded)
     dt = log_decay[:, :, 0, :length] if n == 1 else rest.pop(0)
-    dt = _discretise_delta_forward(delta, delta_bias, delta_softplus, out=dt)
-    if n > 1:
-        torch.mul(dt.unsqueeze(2), A.to(compute).view(1, kd, n, 1), out=log_decay[..., :length])
     # (batch, G, KD/G, N, L): channels split into their B/C group, which broadcast over them
     grouped = (batch, groups, per_group, n, padded)
     bc_shape = (batch, groups, 1, n, length)
-    if n == 1:  # no (batch, KD, L) temporary for VMamba's d_state = 1
-        torch.mul(dt, x, out=drive[:, :, 0, :length])
-        drive.view(grouped)[..., :length].mul_(B.to(compute).view(bc_shape))
-    else:
-        torch.mul(torch.mul(dt, x).view(batch, groups, per_group, 1, length),
-                  B.to(compute).view(bc_shape), out=drive.view(grouped)[..., :length])
-    if padded > length:  # identity steps
-        log_decay[..., length:] = 0.0
-        drive[..., length:] = 0.0
     # softplus(.) >= 0 and A <= 0: every log-decay is <= 0, which chunked_states need not check
     decaying = delta_softplus and bool((A <= 0).all())
     rate = A.to(compute).view(1, kd).expand(batch, kd).reshape(-1) if n == 1 else None
-    states = chunked_states(log_decay.view(-1, padded), drive.view(-1, padded), chunk,
-                            nonpositive=decaying, workspace=workspace, rate=rate)
+    # The fast softplus first; should it overflow (chunked_states sees a log-decay that is not
+    # finite and touches nothing), the kernel's softplus, which also passes NaN / inf inputs on.
+    for exact_softplus in (False, True) if delta_softplus else (True, ):
+        _discretise_delta_forward(delta, delta_bias, delta_softplus, dt, exact_softplus)
+        if n > 1:
+            torch.mul(dt.unsqueeze(2), A.to(compute).view(1, kd, n, 1),
+                      out=log_decay[..., :length])
+        if n == 1:  # no (batch, KD, L) temporary for VMamba's d_state = 1
+            torch.mul(dt, x, out=drive[:, :, 0, :length])
+            drive.view(grouped)[..., :length].mul_(B.to(compute).view(bc_shape))
+        else:
+            torch.mul(torch.mul(dt, x).view(batch, groups, per_group, 1, length),
+                      B.to(compute).view(bc_shape), out=drive.view(grouped)[..., :length])
+        if padded > length:  # identity steps
+            log_decay[..., length:] = 0.0
+            drive[..., length:] = 0.0
+        states = chunked_states(log_decay.view(-1, padded), drive.view(-1, padded), chunk,
+                                nonpositive=decaying, workspace=workspace, rate=rate,
+                                finite_only=not exact_softplus)
+        if states is not None:
+            break
     states = states.view(grouped)[..., :length]
     if n == 1:
         torch.mul(states.squeeze(3), C.to(compute).view(batch, groups, 1, length),
