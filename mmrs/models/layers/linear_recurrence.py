@@ -66,15 +66,17 @@ def prefix_scan(decay: Tensor, drive: Tensor,
 
 #: Sequences this short go straight to :func:`prefix_scan` (a handful of levels).
 _SHORT = 64
-#: The chunk-length choice of :func:`chunked_states` prices its work in positions solved by
-#: :func:`prefix_scan` (~6-8 ns per float32 position on one CPU thread). Its own passes cost
-#: ~2.5 ns per position with 16- or 32-position chunks, the chunk ends' recursion included
-#: (3 ns with 64): measured, 768 rows x 4096, 1 thread.
-_CHUNKED_COST = 0.35
+#: The chunk-length choice of :func:`chunked_states` prices its work in positions solved step by
+#: step (:func:`_scan_states`: ~5 ns per float32 position on one CPU thread for 768 x 4096 or
+#: larger, ~3.3 ns for arrays up to ~1.5 M positions). Its own passes cost ~2.5 ns per position
+#: with 16- or 32-position chunks (3 ns with 64), the chunk ends' recursion included: measured,
+#: 768 rows x 4096, 1 thread. The price is that of the large arrays the choice matters for.
+_CHUNKED_COST = 0.5
 #: Chunking a sequence must save at least this fraction of the step-by-step work, or the whole
-#: sequence is solved step by step: on short sequences the per-op overheads the price above
-#: leaves out grow (768 x 256 with weak decays: chunked 4.1 ns, step by step 5.9 ns per
-#: position).
+#: sequence is solved step by step: on small arrays step by step is relatively cheaper and
+#: chunking pays per-op overheads the price above leaves out (weak decays, measured: 768 x 256
+#: chunked 4.0 ns, step by step 3.5 ns per position; 1536 x 1024 2.7 vs 3.1 ns; 768 x 4096 2.5
+#: vs 5.2 ns).
 _CHUNKING_MIN_SAVING = 0.3
 
 
