@@ -27,8 +27,8 @@ LOG_DECAY_LIMIT = {torch.float32: 60.0, torch.float64: 600.0}
 #: Positions per block of the log-decay sums that bound the chunks' exponents: half the shortest
 #: chunk.
 BLOCK = 8
-#: Shortest chunk of :func:`chunked_states`; rows whose decays are too strong even for it take
-#: :func:`prefix_scan`.
+#: Shortest chunk of :func:`chunked_states`; rows whose decays are too strong even for it are
+#: solved step by step.
 MIN_FAST_CHUNK = 2 * BLOCK
 
 
@@ -64,7 +64,7 @@ def prefix_scan(decay: Tensor, drive: Tensor,
     return prods, states
 
 
-#: Sequences this short go straight to :func:`prefix_scan` (a handful of levels).
+#: Sequences this short are solved step by step (a handful of levels).
 _SHORT = 64
 #: The chunk-length choice of :func:`chunked_states` prices its work in positions solved step by
 #: step (:func:`_scan_states`: ~5 ns per float32 position on one CPU thread for 768 x 4096 or
@@ -198,7 +198,7 @@ def chunked_states(log_decay: Tensor, drive: Tensor, chunk: int, nonpositive: bo
     :func:`_chunk_sum_matrices`). The states ``h_in`` entering the chunks solve the same
     recurrence over the chunk ends (log-decay ``S`` at the end, drive the chunk's own end state),
     a sequence ``T`` times shorter, by this function again, or step by step
-    (:func:`prefix_scan`) where chunking would not save enough.
+    (:func:`_scan_states`) where chunking would not save enough.
 
     Exponentiating ``S - M`` is safe only while it stays within :data:`LOG_DECAY_LIMIT`. Taken
     from the middle, ``|S - M|`` is at most the larger ``|S|`` excursion of the two half chunks,
@@ -207,7 +207,7 @@ def chunked_states(log_decay: Tensor, drive: Tensor, chunk: int, nonpositive: bo
     decays are at most 1, see :func:`_block_log_decay_sums`). ``T`` (from
     :data:`MIN_FAST_CHUNK` to ``chunk``) is the one of least estimated work: the chunked passes,
     the rows whose bound exceeds the limit, and the chunk ends. Those rows are copied before
-    anything is overwritten and solved step by step (:func:`prefix_scan`), their log-decays
+    anything is overwritten and solved step by step (:func:`_scan_states`), their log-decays
     zeroed in the main pass so that they stay finite there. So nothing overflows whatever the
     decay, and rows never mix. The rounding is that of a sum of the same terms, each weight
     rounded once, as in the recurrence. One difference from a step-by-step loop: a NaN or

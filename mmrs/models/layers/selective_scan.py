@@ -58,6 +58,7 @@ from torch import Tensor
 from .linear_recurrence import chunked_states
 from .linear_recurrence import prefix_scan as _prefix_scan
 from .scratch import scratch_tensors
+from .selective_scan_cuda import available_cuda_backends, selective_scan_cuda
 
 __all__ = ['selective_scan', 'selective_scan_reference', 'available_cuda_backends']
 
@@ -259,17 +260,17 @@ def _scan_cumsum(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: T
     # softplus(.) >= 0 and A <= 0: every log-decay is <= 0, which chunked_states need not check
     decaying = delta_softplus and bool((A <= 0).all())
     rate = A.to(compute).view(1, kd).expand(batch, kd).reshape(-1) if n == 1 else None
-    # The fast softplus first; should it overflow (chunked_states sees a log-decay that is not
-    # finite and touches nothing), the kernel's softplus, which also passes NaN / inf inputs on.
+    # The fast softplus first; should it overflow (chunked_states finds a log-decay that is not
+    # finite and returns None), everything again with the kernel's softplus, which also passes
+    # NaN / inf inputs on.
     for exact_softplus in (False, True) if delta_softplus else (True, ):
         _discretise_delta_forward(delta, delta_bias, delta_softplus, dt, exact_softplus)
-        if n > 1:
-            torch.mul(dt.unsqueeze(2), A.to(compute).view(1, kd, n, 1),
-                      out=log_decay[..., :length])
         if n == 1:  # no (batch, KD, L) temporary for VMamba's d_state = 1
             torch.mul(dt, x, out=drive[:, :, 0, :length])
             drive.view(grouped)[..., :length].mul_(B.to(compute).view(bc_shape))
         else:
+            torch.mul(dt.unsqueeze(2), A.to(compute).view(1, kd, n, 1),
+                      out=log_decay[..., :length])
             torch.mul(torch.mul(dt, x).view(batch, groups, per_group, 1, length),
                       B.to(compute).view(bc_shape), out=drive.view(grouped)[..., :length])
         if padded > length:  # identity steps
@@ -308,93 +309,6 @@ def _selective_scan_torch(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Ten
         return _scan_prefix(u.to(compute), dt, A, B, C, D, chunk_size).to(u.dtype)
     with torch.no_grad():
         return _scan_cumsum(u, delta, A, B, C, D, delta_bias, delta_softplus, chunk_size)
-
-
-# --------------------------------------------------------------------------------------------------
-# CUDA kernels (optional). Looked up lazily: importing them at ``import mmrs`` would cost CUDA
-# initialisation on CPU-only machines.
-# --------------------------------------------------------------------------------------------------
-_CUDA_CACHE: dict[str, object] = {}
-
-
-def available_cuda_backends() -> list[str]:
-    """Names of the importable selective-scan CUDA implementations, in order of preference.
-
-    ``'oflex'``/``'core'`` are VMamba's extensions (``selective_scan_cuda_oflex``,
-    ``selective_scan_cuda_core``, built from ``kernels/selective_scan``), ``'mamba_ssm'`` is
-    ``mamba_ssm.ops.selective_scan_interface.selective_scan_fn`` and ``'mamba'`` the bare
-    ``selective_scan_cuda`` extension that ``mamba_ssm`` builds (VMamba calls it directly).
-    """
-    if 'names' not in _CUDA_CACHE:
-        names = []
-        for name, module in (('oflex', 'selective_scan_cuda_oflex'),
-                             ('core', 'selective_scan_cuda_core')):
-            try:
-                _CUDA_CACHE[name] = __import__(module)
-                names.append(name)
-            except Exception:  # noqa: BLE001 - a broken build must not break the portable path
-                pass
-        try:
-            from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
-            _CUDA_CACHE['mamba_ssm'] = selective_scan_fn
-            names.append('mamba_ssm')
-        except Exception:  # noqa: BLE001
-            try:
-                _CUDA_CACHE['mamba'] = __import__('selective_scan_cuda')
-                names.append('mamba')
-            except Exception:  # noqa: BLE001
-                pass
-        _CUDA_CACHE['names'] = names
-    return list(_CUDA_CACHE['names'])  # type: ignore[arg-type]
-
-
-class _VMambaKernelScan(torch.autograd.Function):
-    """Autograd wrapper of VMamba's / mamba's raw CUDA extensions (their fwd/bwd signatures)."""
-
-    @staticmethod
-    def forward(ctx, u, delta, A, B, C, D, delta_bias, delta_softplus,  # type: ignore[override]
-                name):
-        ext = _CUDA_CACHE[name]
-        if name == 'oflex':  # last arg: output in float32 ("oflex"); we cast back below
-            out, x, *_ = ext.fwd(u, delta, A, B, C, D, delta_bias, delta_softplus, 1, True)
-        elif name == 'core':
-            out, x, *_ = ext.fwd(u, delta, A, B, C, D, delta_bias, delta_softplus, 1)
-        else:
-            out, x, *_ = ext.fwd(u, delta, A, B, C, D, None, delta_bias, delta_softplus)
-        ctx.save_for_backward(u, delta, A, B, C, D, delta_bias, x)
-        ctx.delta_softplus, ctx.name = delta_softplus, name
-        return out
-
-    @staticmethod
-    def backward(ctx, dout):  # type: ignore[override]
-        u, delta, A, B, C, D, delta_bias, x = ctx.saved_tensors
-        ext = _CUDA_CACHE[ctx.name]
-        dout = dout.contiguous()
-        if ctx.name in ('oflex', 'core'):
-            grads = ext.bwd(u, delta, A, B, C, D, delta_bias, dout, x, ctx.delta_softplus, 1)
-        else:
-            grads = ext.bwd(u, delta, A, B, C, D, None, delta_bias, dout, x, None, None,
-                            ctx.delta_softplus, False)
-        du, ddelta, dA, dB, dC, dD, ddelta_bias = grads[:7]
-        return (du, ddelta, dA, dB, dC, dD if D is not None else None,
-                ddelta_bias if delta_bias is not None else None, None, None)
-
-
-def _selective_scan_cuda(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
-                         D: Tensor | None, delta_bias: Tensor | None, delta_softplus: bool,
-                         name: str) -> Tensor:
-    """Run kernel ``name`` with the dtypes and strides the kernels require (fp32 A/D/bias)."""
-    _check_shapes(u, delta, A, B, C, D, delta_bias)
-    u = u.contiguous()
-    delta, B, C = (t.to(u.dtype).contiguous() for t in (delta, B, C))
-    A = A.float().contiguous()
-    D = D.float().contiguous() if D is not None else None
-    delta_bias = delta_bias.float().contiguous() if delta_bias is not None else None
-    if name == 'mamba_ssm':
-        out = _CUDA_CACHE[name](u, delta, A, B, C, D, None, delta_bias, delta_softplus)
-    else:
-        out = _VMambaKernelScan.apply(u, delta, A, B, C, D, delta_bias, delta_softplus, name)
-    return out.to(u.dtype)
 
 
 def _log_choice(choice: str) -> None:
@@ -446,8 +360,9 @@ def selective_scan(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
         kernels = available_cuda_backends() if u.is_cuda else []
         if kernels:
             _log_choice(f'CUDA kernel ({kernels[0]})')
-            return _selective_scan_cuda(u, delta, A, B, C, D, delta_bias, delta_softplus,
-                                        kernels[0])
+            _check_shapes(u, delta, A, B, C, D, delta_bias)
+            return selective_scan_cuda(u, delta, A, B, C, D, delta_bias, delta_softplus,
+                                       kernels[0])
         if backend == 'cuda':
             where = 'the tensors are on the CPU' if not u.is_cuda else (
                 'neither mamba_ssm nor VMamba\'s selective_scan_cuda_oflex/_core/'
